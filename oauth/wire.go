@@ -1,0 +1,93 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// form builds an application/x-www-form-urlencoded body holding exactly the
+// fields added, in order.
+type form struct{ b strings.Builder }
+
+func newForm() *form { return &form{} }
+
+func (f *form) add(key, value string) *form {
+	if f.b.Len() > 0 {
+		f.b.WriteByte('&')
+	}
+	f.b.WriteString(url.QueryEscape(key))
+	f.b.WriteByte('=')
+	f.b.WriteString(url.QueryEscape(value))
+	return f
+}
+
+// reader returns a fresh reader over the body, so a retried request can
+// send it again.
+func (f *form) reader() *strings.Reader { return strings.NewReader(f.b.String()) }
+
+// requestError is a failure to send a request or read its answer. Its
+// message has the URL's query redacted and every secret value of the
+// request scrubbed; it unwraps to a sanitised *url.Error and to the
+// context's error when the context ended.
+type requestError struct {
+	msg  string
+	errs []error
+}
+
+func (e *requestError) Error() string   { return e.msg }
+func (e *requestError) Unwrap() []error { return e.errs }
+
+// Format prints only the sanitised message, under every verb.
+func (e *requestError) Format(f fmt.State, _ rune) { writeString(f, e.msg) }
+
+func newRequestError(ctx context.Context, op, what string, err error, secrets []string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: ue.Err}
+	}
+	errs := []error{err}
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		errs = append(errs, ctxErr)
+	}
+	msg := scrub("oauth: "+op+": "+what+err.Error(), secrets)
+	return &requestError{msg: msg, errs: errs}
+}
+
+// scrub replaces every occurrence of a secret, raw or URL-encoded, in s.
+func scrub(s string, secrets []string) string {
+	for _, v := range secrets {
+		if v == "" {
+			continue
+		}
+		s = strings.ReplaceAll(s, v, redacted)
+		if q := url.QueryEscape(v); q != v {
+			s = strings.ReplaceAll(s, q, redacted)
+		}
+	}
+	return s
+}
+
+// redactURL replaces every query value and any user info in a URL.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.ContainsAny(raw, "?@") {
+			return "<unparseable URL>"
+		}
+		return raw
+	}
+	if u.User != nil {
+		u.User = url.User(redacted)
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{redacted}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
