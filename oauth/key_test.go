@@ -216,21 +216,21 @@ func TestParseAssertionKeyRejects(t *testing.T) {
 		data []byte
 		want string
 	}{
-		"empty":          {nil, "empty"},
-		"garbage":        {[]byte("not a key"), "neither"},
-		"bad JSON":       {[]byte("{\"kty\":"), "not a valid JWK"},
-		"RSA-1024 PEM":   {pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)}), "RSA-1024"},
-		"RSA-1024 JWK":   {jwkOf(small, "RS256"), "RSA-1024"},
-		"EC PEM":         {pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}), "RSA 2048"},
-		"EC JWK":         {jwkOf(ec, "ES256"), "RSA 2048"},
-		"public PEM":     {pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), "private key is needed"},
-		"public JWK":     {jwkOf(&mustKey(t).PrivateKey.PublicKey, "RS256"), "public key"},
-		"wrong alg JWK":  {jwkOf(mustKey(t).PrivateKey, "RS512"), "RS256"},
-		"encrypted PEM":  {pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{1, 2}}), "encrypted"},
-		"corrupt PKCS1":  {pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: []byte{1, 2, 3}}), "does not parse"},
-		"huge input":     {make([]byte, 1<<20), "bytes"},
-		"certificate":    {pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}), "private key is needed"},
-		"unknown block":  {pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: []byte{1}}), "not a private key"},
+		"empty":         {nil, "empty"},
+		"garbage":       {[]byte("not a key"), "neither"},
+		"bad JSON":      {[]byte("{\"kty\":"), "not a valid JWK"},
+		"RSA-1024 PEM":  {pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(small)}), "RSA-1024"},
+		"RSA-1024 JWK":  {jwkOf(small, "RS256"), "RSA-1024"},
+		"EC PEM":        {pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}), "RSA 2048"},
+		"EC JWK":        {jwkOf(ec, "ES256"), "RSA 2048"},
+		"public PEM":    {pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), "private key is needed"},
+		"public JWK":    {jwkOf(&mustKey(t).PrivateKey.PublicKey, "RS256"), "public key"},
+		"wrong alg JWK": {jwkOf(mustKey(t).PrivateKey, "RS512"), "RS256"},
+		"encrypted PEM": {pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{1, 2}}), "encrypted"},
+		"corrupt PKCS1": {pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: []byte{1, 2, 3}}), "does not parse"},
+		"huge input":    {make([]byte, 1<<20), "bytes"},
+		"certificate":   {pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1}}), "private key is needed"},
+		"unknown block": {pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: []byte{1}}), "not a private key"},
 	}
 	for name, tc := range cases {
 		_, err := oauth.ParseAssertionKey(tc.data, "kid")
