@@ -1,0 +1,72 @@
+package specdiff
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"testing"
+)
+
+// Paths from this package's directory.
+const (
+	ourSpecPath      = "../../api/channel-access-token.yml"
+	upstreamSpecPath = "../../../shared/upstream/channel-access-token.yml"
+	allowListPath    = "../../api/spec-diff-allow.yml"
+)
+
+// requireUpstream skips the test when LINE's upstream spec is absent (it
+// exists only in the project's CI workspace), and fails it instead in CI.
+func requireUpstream(t *testing.T) {
+	t.Helper()
+	_, err := os.Stat(upstreamSpecPath)
+	switch {
+	case err == nil:
+		return
+	case !errors.Is(err, os.ErrNotExist):
+		t.Fatalf("upstream spec: %v", err)
+	case RunningInCI():
+		t.Fatalf("%s not found, and CI=true: the upstream spec must be present in CI", upstreamSpecPath)
+	default:
+		t.Skipf("%s not found (it exists only in the project's CI workspace); set CI=true to make this a failure", upstreamSpecPath)
+	}
+}
+
+// TestRealSpecsHaveNoUnexplainedDifferences runs the real comparison of our
+// spec against LINE's upstream file with the project's allow-list.
+func TestRealSpecsHaveNoUnexplainedDifferences(t *testing.T) {
+	requireUpstream(t)
+	result, err := CompareFiles(ourSpecPath, upstreamSpecPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := LoadAllowList(allowListPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := list.Apply(result.Differences)
+	for _, d := range out.Unexplained {
+		t.Errorf("unexplained difference: %s", d.Key)
+	}
+	for _, e := range out.Stale {
+		t.Errorf("stale allow-list entry, line %d: %s", e.Line, e)
+	}
+
+	const wantOperations = 8
+	if result.Operations != wantOperations {
+		t.Errorf("Operations = %d, want %d", result.Operations, wantOperations)
+	}
+	// The comparison really sees the documented deviations.
+	allowed := keysOf(out.Allowed)
+	for _, key := range []string{
+		"operation issueChannelToken: response 200 field expires_in: format int32 -> int64",
+		"operation issueChannelTokenByJWT: response 200 field expires_in: format int32 -> int64",
+		"operation issueStatelessChannelToken: response 200 field expires_in: format int32 -> int64",
+		"operation issueStatelessChannelToken: request body: shape oneOf(2) -> object",
+		"operation verifyChannelToken: response 429: only in ours",
+		"schema ErrorResponse field message: only in ours",
+	} {
+		if !slices.Contains(allowed, key) {
+			t.Errorf("allowed differences lack %q", key)
+		}
+	}
+}
