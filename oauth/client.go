@@ -364,6 +364,13 @@ func requireToken(op, accessToken string) error {
 // URL's query redacted, that still matches context.Canceled and
 // context.DeadlineExceeded.
 func (c *Client) roundTrip(ctx context.Context, op string, send func() (*http.Response, error), secrets ...string) ([]byte, time.Time, error) {
+	return c.withRetries(ctx, op, func() ([]byte, time.Time, error) {
+		return c.roundTripOnce(ctx, op, send, secrets)
+	})
+}
+
+// roundTripOnce is one attempt of roundTrip.
+func (c *Client) roundTripOnce(ctx context.Context, op string, send func() (*http.Response, error), secrets []string) ([]byte, time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, time.Time{}, &requestError{msg: "oauth: " + op + ": " + err.Error(), errs: []error{err}}
 	}

@@ -50,6 +50,12 @@ type Config struct {
 	// Clock tells the time for assertions and Expiry. nil means time.Now.
 	// Tests against oauthtest pass the fake server's Now.
 	Clock func() time.Time
+	// Logger receives retries and, from a [TokenSource], refreshes and
+	// their failures. nil means silent. Nothing logged carries a secret.
+	Logger *slog.Logger
+	// Retry says how failed requests are retried; the zero value is the
+	// default policy (see [RetryPolicy]).
+	Retry RetryPolicy
 	// InsecureAllowHTTP permits http:// BaseURLs to non-loopback hosts (a
 	// fake in another container). Never set it for LINE.
 	InsecureAllowHTTP bool

@@ -102,6 +102,9 @@ func mustKey(t testing.TB) *oauth.AssertionKey {
 	return k
 }
 
+// fastRetry keeps the default attempts but waits only milliseconds.
+var fastRetry = oauth.RetryPolicy{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+
 var fixedNow = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // newClient returns a client with every credential set, talking to base.
@@ -113,6 +116,7 @@ func newClient(t testing.TB, base string) *oauth.Client {
 		Key:           mustKey(t),
 		BaseURL:       base,
 		Clock:         func() time.Time { return fixedNow },
+		Retry:         fastRetry,
 	})
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
