@@ -1,0 +1,621 @@
+package oauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// TokenKind selects which family of token a [TokenSource] keeps.
+type TokenKind int
+
+const (
+	// KindV21 is a channel access token v2.1 (JWT assertion; up to 30 days;
+	// at most 30 active per channel). The default.
+	KindV21 TokenKind = iota
+	// KindStateless is a stateless token (15 minutes, unlimited, not revocable).
+	KindStateless
+	// KindShortLived is a short-lived token (30 days; the 31st revokes the oldest).
+	KindShortLived
+)
+
+// String names the kind as it appears in store keys and logs.
+func (k TokenKind) String() string {
+	switch k {
+	case KindV21:
+		return "v2.1"
+	case KindStateless:
+		return "stateless"
+	case KindShortLived:
+		return "short-lived"
+	}
+	return fmt.Sprintf("TokenKind(%d)", int(k))
+}
+
+// TokenSource timing.
+const (
+	// statelessLifetime is LINE's stateless token lifetime.
+	statelessLifetime = 15 * time.Minute
+	// shortLivedLifetime is LINE's short-lived token lifetime.
+	shortLivedLifetime = 30 * 24 * time.Hour
+	// maxDefaultRefreshBefore caps the default early-refresh window.
+	maxDefaultRefreshBefore = 24 * time.Hour
+	// expiryMargin: a token is treated as expired this long before its
+	// Expiry, for clock skew between us and LINE and for requests in flight.
+	expiryMargin = 30 * time.Second
+	// defaultWatchInterval is how often the watcher reads the clock: the
+	// fresh path reads none, so a token can stay "fresh" at most this long
+	// past its refresh point (see TokenSource).
+	defaultWatchInterval = time.Second
+	// defaultRevokeGrace: a replaced token is revoked this long after its
+	// replacement is saved, so that other processes sharing the store move
+	// to the new one first.
+	defaultRevokeGrace = 10 * time.Minute
+	// refreshTimeout bounds one refresh, detached from any caller's context.
+	refreshTimeout = 50 * time.Second
+	// lockTTL outlives refreshTimeout so a live holder keeps its lock.
+	lockTTL = 60 * time.Second
+	// lockPollMin and lockPollMax bound the wait between looks at the store
+	// while another holder refreshes.
+	lockPollMin = 20 * time.Millisecond
+	lockPollMax = time.Second
+	// failureBackoffMin and failureBackoffMax bound the wait after a failed
+	// refresh before the next attempt.
+	failureBackoffMin = time.Second
+	failureBackoffMax = 5 * time.Minute
+	// closeTimeout bounds the revocations Close finishes.
+	closeTimeout = 20 * time.Second
+	// singleflightKey names the one refresh in flight.
+	singleflightKey = "refresh"
+)
+
+// ErrClosed: the TokenSource was closed.
+var ErrClosed = errors.New("oauth: token source closed")
+
+// TokenSourceOptions configures a [TokenSource]. The zero value keeps v2.1
+// tokens of 30 days in memory.
+type TokenSourceOptions struct {
+	// Kind is the family of token to keep; the zero value is KindV21.
+	Kind TokenKind
+	// Lifetime of v2.1 tokens; 0 means 30 days. Ignored for other kinds.
+	Lifetime time.Duration
+	// RefreshBefore is the early-refresh window: inside it the cached token
+	// is still returned at once while one background refresh replaces it.
+	// 0 means a tenth of the token's lifetime, at most 24h (v2.1 of 30
+	// days and short-lived: 24h; stateless: 90s).
+	RefreshBefore time.Duration
+	// RevokeGrace is how long a replaced v2.1 or short-lived token lives on
+	// before it is revoked; 0 means 10 minutes.
+	RevokeGrace time.Duration
+	// Store keeps the tokens; nil means a private [MemoryStore].
+	Store Store
+	// Logger receives refreshes, their failures and revocations; nil means
+	// silent (Config.Logger is not used here). Nothing logged carries a secret.
+	Logger *slog.Logger
+}
+
+// TokenSource caches a channel access token and replaces it before it
+// expires. It is safe for concurrent use; create it with [NewTokenSource]
+// and Close it when done.
+//
+// A token is fresh, stale (inside the RefreshBefore window) or expired:
+//   - fresh: Token returns the cached token without a lock, an allocation or
+//     a clock read (a watcher goroutine reads the clock once a second and
+//     moves the token on; so a token stays fresh at most one second past its
+//     refresh point, and is never served past Expiry minus 30s while that
+//     watcher runs);
+//   - stale: Token returns the cached token at once, and exactly one
+//     background refresh replaces it; a failed one is logged and retried
+//     with backoff while the valid token is still served;
+//   - expired or none: callers wait for one shared refresh, each honouring
+//     its own context.
+//
+// The returned *Token is shared: read it, do not modify it.
+type TokenSource struct {
+	c             *Client
+	kind          TokenKind
+	lifetime      time.Duration
+	refreshBefore time.Duration
+	grace         time.Duration
+	store         Store
+	private       bool // store is our own MemoryStore
+	key           string
+	log           *slog.Logger
+	watchInterval time.Duration
+
+	cur       atomic.Pointer[cached]
+	sf        singleflight.Group
+	bgRunning atomic.Bool
+
+	ctx    context.Context // ends at Close; parent of every refresh
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+
+	mu          sync.Mutex // guards the fields below
+	failures    int
+	nextAttempt time.Time
+	lastErr     error
+	nextRevoke  time.Time // earliest RevokeAfter we know of; zero = none
+	revoking    bool
+}
+
+// Phases of a cached token.
+const (
+	phaseFresh int32 = iota
+	phaseStale
+	phaseExpired
+)
+
+type cached struct {
+	tok       *Token
+	refreshAt time.Time
+	expireAt  time.Time
+	phase     atomic.Int32
+}
+
+// NewTokenSource returns a TokenSource that keeps tokens of opts.Kind
+// issued by c. It refuses, naming what is missing, a client that cannot
+// issue and revoke that kind: v2.1 needs Config.Key (to issue) and
+// Config.ChannelSecret (to revoke replaced tokens); short-lived needs the
+// channel ID and secret; stateless needs a key or the channel ID and secret.
+func NewTokenSource(c *Client, opts TokenSourceOptions) (*TokenSource, error) {
+	if c == nil {
+		return nil, errors.New("oauth: NewTokenSource: nil Client")
+	}
+	cfg := c.cfg
+	hasSecret := cfg.ChannelID != "" && cfg.ChannelSecret != ""
+	var lifetime time.Duration
+	switch opts.Kind {
+	case KindV21:
+		if cfg.Key == nil || cfg.ChannelSecret == "" {
+			return nil, errors.New("oauth: NewTokenSource: v2.1 tokens need Config.Key (LINE_PRIVATE_KEY, LINE_KEY_ID) to issue and Config.ChannelSecret (LINE_CHANNEL_SECRET) to revoke replaced tokens")
+		}
+		lifetime = opts.Lifetime
+		if lifetime == 0 {
+			lifetime = MaxTokenLifetime
+		}
+		if _, err := lifetimeSeconds(lifetime); err != nil {
+			return nil, fmt.Errorf("oauth: NewTokenSource: Lifetime: %w", err)
+		}
+	case KindShortLived:
+		if !hasSecret {
+			return nil, errors.New("oauth: NewTokenSource: short-lived tokens need Config.ChannelID and Config.ChannelSecret (LINE_CHANNEL_ID, LINE_CHANNEL_SECRET)")
+		}
+		lifetime = shortLivedLifetime
+	case KindStateless:
+		if cfg.Key == nil && !hasSecret {
+			return nil, errors.New("oauth: NewTokenSource: stateless tokens need Config.Key or Config.ChannelID and Config.ChannelSecret")
+		}
+		lifetime = statelessLifetime
+	default:
+		return nil, fmt.Errorf("oauth: NewTokenSource: unknown Kind %d", int(opts.Kind))
+	}
+	rb := opts.RefreshBefore
+	if rb == 0 {
+		rb = min(lifetime/10, maxDefaultRefreshBefore)
+	}
+	if rb < 0 || rb >= lifetime-expiryMargin {
+		return nil, fmt.Errorf("oauth: NewTokenSource: RefreshBefore %v must be between 0 and the token lifetime %v less %v", rb, lifetime, expiryMargin)
+	}
+	ts := &TokenSource{
+		c: c, kind: opts.Kind, lifetime: lifetime, refreshBefore: rb,
+		grace: orDefault(opts.RevokeGrace, defaultRevokeGrace),
+		store: opts.Store, key: StoreKey(cfg.ChannelID, opts.Kind),
+		log: opts.Logger, watchInterval: defaultWatchInterval,
+	}
+	if ts.store == nil {
+		ts.store, ts.private = NewMemoryStore(), true
+	}
+	ts.ctx, ts.cancel = context.WithCancel(context.Background())
+	ts.wg.Add(1)
+	go ts.watch()
+	return ts, nil
+}
+
+// Token returns a valid token: the cached one when fresh or stale, else the
+// result of the one shared refresh.
+func (ts *TokenSource) Token(ctx context.Context) (*Token, error) {
+	if c := ts.cur.Load(); c != nil && c.phase.Load() != phaseExpired {
+		return c.tok, nil
+	}
+	return ts.wait(ctx)
+}
+
+// Invalidate drops accessToken if it is still the current token (after
+// LINE answered 401 for it, say), so the next Token refreshes. Calls from
+// many goroutines, or many processes sharing a Store, cause one refresh.
+func (ts *TokenSource) Invalidate(accessToken string) {
+	c := ts.cur.Load()
+	if c == nil || accessToken == "" || c.tok.AccessToken != accessToken {
+		return
+	}
+	if c.phase.Swap(phaseExpired) != phaseExpired {
+		ts.logAttrs(slog.LevelInfo, "oauth: token invalidated", slog.String("kind", ts.kind.String()), slog.String("key_id", c.tok.KeyID))
+	}
+}
+
+// Close stops background work, waits for a refresh in flight and finishes
+// the revocations that are due. With the private in-memory store (Store
+// nil), no other process can use the tokens, so Close revokes all of them,
+// current included, freeing the channel's slots. Token fails after Close.
+func (ts *TokenSource) Close() error {
+	var err error
+	ts.once.Do(func() {
+		ts.cancel()
+		ts.wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		err = ts.revokeDue(ctx, ts.private)
+	})
+	return err
+}
+
+// wait is the slow path: join the one refresh in flight, or start it.
+func (ts *TokenSource) wait(ctx context.Context) (*Token, error) {
+	if err := ts.ctx.Err(); err != nil {
+		return nil, ErrClosed
+	}
+	ts.mu.Lock()
+	if ts.lastErr != nil && ts.c.now().Before(ts.nextAttempt) {
+		err := ts.lastErr
+		ts.mu.Unlock()
+		return nil, err
+	}
+	ts.mu.Unlock()
+	ch := ts.sf.DoChan(singleflightKey, func() (any, error) { return ts.refresh() })
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*Token), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oauth: waiting for a token: %w", ctx.Err())
+	}
+}
+
+// watch reads the clock for the fresh path: it moves the cached token to
+// stale (starting the background refresh) and expired, and runs due
+// revocations.
+func (ts *TokenSource) watch() {
+	defer ts.wg.Done()
+	t := time.NewTicker(ts.watchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ts.ctx.Done():
+			return
+		case <-t.C:
+			ts.tick()
+		}
+	}
+}
+
+func (ts *TokenSource) tick() {
+	now := ts.c.now()
+	if c := ts.cur.Load(); c != nil {
+		switch {
+		case !now.Before(c.expireAt):
+			c.phase.Store(phaseExpired)
+		case !now.Before(c.refreshAt):
+			c.phase.CompareAndSwap(phaseFresh, phaseStale)
+		}
+		if c.phase.Load() == phaseStale {
+			ts.mu.Lock()
+			ready := !now.Before(ts.nextAttempt)
+			ts.mu.Unlock()
+			if ready {
+				ts.startBackground()
+			}
+		}
+	}
+	ts.mu.Lock()
+	due := !ts.nextRevoke.IsZero() && !now.Before(ts.nextRevoke) && !ts.revoking
+	if due {
+		ts.revoking = true
+	}
+	ts.mu.Unlock()
+	if due {
+		ts.wg.Add(1)
+		go func() {
+			defer ts.wg.Done()
+			ctx, cancel := context.WithTimeout(ts.ctx, refreshTimeout)
+			defer cancel()
+			_ = ts.revokeDue(ctx, false)
+			ts.mu.Lock()
+			ts.revoking = false
+			ts.mu.Unlock()
+		}()
+	}
+}
+
+// startBackground starts one background refresh unless one is running.
+func (ts *TokenSource) startBackground() {
+	if !ts.bgRunning.CompareAndSwap(false, true) {
+		return
+	}
+	ts.wg.Add(1)
+	go func() {
+		defer ts.wg.Done()
+		defer ts.bgRunning.Store(false)
+		_, _, _ = ts.sf.Do(singleflightKey, func() (any, error) { return ts.refresh() })
+	}()
+}
+
+// refresh gets a usable token: from the store when another source has
+// refreshed, else by issuing one under the store's lock. It runs detached
+// from callers' contexts, bounded by refreshTimeout and Close.
+func (ts *TokenSource) refresh() (*Token, error) {
+	ctx, cancel := context.WithTimeout(ts.ctx, refreshTimeout)
+	defer cancel()
+	start := ts.c.now()
+	tok, issued, err := ts.refreshLocked(ctx)
+	now := ts.c.now()
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if err != nil {
+		if ts.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		ts.failures++
+		wait := min(failureBackoffMin<<min(ts.failures-1, 16), failureBackoffMax)
+		ts.nextAttempt = now.Add(wait)
+		ts.lastErr = fmt.Errorf("oauth: refreshing %s token: %w", ts.kind, err)
+		attrs := []slog.Attr{slog.String("kind", ts.kind.String()), slog.Int("failures", ts.failures),
+			slog.Duration("next_attempt_in", wait), slog.String("error", err.Error())}
+		if c := ts.cur.Load(); c != nil && c.phase.Load() != phaseExpired {
+			attrs = append(attrs, slog.Time("serving_until", c.expireAt))
+		}
+		ts.logAttrsLocked(slog.LevelError, "oauth: token refresh failed", attrs...)
+		return nil, ts.lastErr
+	}
+	ts.failures, ts.lastErr, ts.nextAttempt = 0, nil, time.Time{}
+	ts.logAttrsLocked(slog.LevelInfo, "oauth: token refreshed", slog.String("kind", ts.kind.String()),
+		slog.Bool("issued", issued), slog.String("key_id", tok.KeyID), slog.Time("expiry", tok.Expiry),
+		slog.Duration("took", now.Sub(start)))
+	return tok, nil
+}
+
+// usable reports whether t can be served now without a refresh, and is
+// not the token being replaced.
+func (ts *TokenSource) usable(t *Token, now time.Time, replacing string) bool {
+	return t != nil && t.AccessToken != "" && t.AccessToken != replacing &&
+		now.Before(t.Expiry.Add(-ts.refreshBefore))
+}
+
+// replacing is the token a refresh replaces: the current one, when stale or
+// invalidated.
+func (ts *TokenSource) replacing() string {
+	if c := ts.cur.Load(); c != nil {
+		return c.tok.AccessToken
+	}
+	return ""
+}
+
+func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) {
+	old := ts.replacing()
+	poll := lockPollMin
+	for {
+		e, err := ts.store.Load(ctx, ts.key)
+		if err != nil {
+			return nil, false, storeError("load", err)
+		}
+		if e != nil && ts.usable(e.Token, ts.c.now(), old) {
+			ts.install(e.Token, e)
+			return e.Token, false, nil
+		}
+		fence, err := ts.store.Lock(ctx, ts.key, lockTTL)
+		if err != nil {
+			return nil, false, storeError("lock", err)
+		}
+		if fence > 0 {
+			tok, err := ts.issueAndSave(ctx, fence, old)
+			_ = ts.store.Unlock(context.WithoutCancel(ctx), ts.key, fence)
+			return tok, err == nil && tok != nil, err
+		}
+		// Another holder is refreshing: look again shortly.
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, false, ctx.Err()
+		case <-t.C:
+		}
+		poll = min(poll*2, lockPollMax)
+	}
+}
+
+// issueAndSave runs under the lock: it looks at the store once more, then
+// issues, records the replaced token for revocation and saves.
+func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string) (*Token, error) {
+	e, err := ts.store.Load(ctx, ts.key)
+	if err != nil {
+		return nil, storeError("load", err)
+	}
+	now := ts.c.now()
+	if e != nil && ts.usable(e.Token, now, old) {
+		ts.install(e.Token, e)
+		return e.Token, nil
+	}
+	tok, err := ts.issue(ctx)
+	if err != nil {
+		return nil, err
+	}
+	next := &StoreEntry{Token: tok}
+	if e != nil {
+		next.Pending = e.Pending
+		if prev := e.Token; prev != nil && ts.revocable() && now.Before(prev.Expiry) {
+			revokeAfter := now.Add(ts.grace)
+			if prev.AccessToken == old && ts.isInvalidated() {
+				revokeAfter = now // LINE already refused it
+			}
+			next.Pending = append(next.Pending, PendingRevocation{Token: *prev, RevokeAfter: revokeAfter})
+		}
+	}
+	next.Pending = dropExpired(next.Pending, now)
+	if err := ts.store.Save(ctx, ts.key, next, fence); err != nil {
+		if errors.Is(err, ErrLockLost) {
+			ts.logAttrs(slog.LevelWarn, "oauth: store lock lost during refresh; serving the new token locally",
+				slog.String("kind", ts.kind.String()))
+			ts.install(tok, nil)
+			return tok, nil
+		}
+		// The token is issued but not recorded: serve it, and say so.
+		ts.logAttrs(slog.LevelError, "oauth: issued token could not be saved to the store",
+			slog.String("kind", ts.kind.String()), slog.String("error", err.Error()))
+		ts.install(tok, nil)
+		return tok, nil
+	}
+	ts.install(tok, next)
+	return tok, nil
+}
+
+func (ts *TokenSource) isInvalidated() bool {
+	c := ts.cur.Load()
+	return c != nil && c.phase.Load() == phaseExpired && ts.c.now().Before(c.expireAt)
+}
+
+func (ts *TokenSource) revocable() bool { return ts.kind == KindV21 || ts.kind == KindShortLived }
+
+func (ts *TokenSource) issue(ctx context.Context) (*Token, error) {
+	switch ts.kind {
+	case KindV21:
+		return ts.c.IssueToken(ctx, ts.lifetime)
+	case KindShortLived:
+		return ts.c.IssueShortLivedToken(ctx)
+	default:
+		return ts.c.IssueStatelessToken(ctx)
+	}
+}
+
+// install makes tok the cached token and notes when revocations fall due.
+func (ts *TokenSource) install(tok *Token, e *StoreEntry) {
+	c := &cached{tok: tok, refreshAt: tok.Expiry.Add(-ts.refreshBefore), expireAt: tok.Expiry.Add(-expiryMargin)}
+	now := ts.c.now()
+	switch {
+	case !now.Before(c.expireAt):
+		c.phase.Store(phaseExpired)
+	case !now.Before(c.refreshAt):
+		c.phase.Store(phaseStale)
+	}
+	ts.cur.Store(c)
+	if e != nil {
+		ts.noteRevocations(e.Pending)
+	}
+}
+
+func (ts *TokenSource) noteRevocations(p []PendingRevocation) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	for _, r := range p {
+		if ts.nextRevoke.IsZero() || r.RevokeAfter.Before(ts.nextRevoke) {
+			ts.nextRevoke = r.RevokeAfter
+		}
+	}
+}
+
+func dropExpired(p []PendingRevocation, now time.Time) []PendingRevocation {
+	out := p[:0:0]
+	for _, r := range p {
+		if now.Before(r.Token.Expiry) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// revokeDue revokes the pending tokens whose grace has passed (all of
+// them, and the current token too, when everything is true) under the
+// store's lock, and saves what is left.
+func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
+	if !ts.revocable() {
+		return nil
+	}
+	fence, err := ts.store.Lock(ctx, ts.key, lockTTL)
+	if err != nil || fence == 0 {
+		return storeError("lock", err) // someone else is at it; the next tick tries again
+	}
+	defer func() { _ = ts.store.Unlock(context.WithoutCancel(ctx), ts.key, fence) }()
+	e, err := ts.store.Load(ctx, ts.key)
+	if err != nil || e == nil {
+		return storeError("load", err)
+	}
+	now := ts.c.now()
+	var keep []PendingRevocation
+	var errs []error
+	targets := e.Pending
+	if everything && e.Token != nil {
+		targets = append(targets, PendingRevocation{Token: *e.Token, RevokeAfter: now})
+		e.Token = nil
+	}
+	for _, r := range targets {
+		if !now.Before(r.Token.Expiry) {
+			continue // expired: its slot is free already
+		}
+		if !everything && now.Before(r.RevokeAfter) {
+			keep = append(keep, r)
+			continue
+		}
+		err := ts.revoke(ctx, r.Token.AccessToken)
+		switch {
+		case err == nil, errors.Is(err, ErrInvalidToken):
+			ts.logAttrs(slog.LevelInfo, "oauth: replaced token revoked", slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID))
+		default:
+			keep = append(keep, r)
+			errs = append(errs, err)
+			ts.logAttrs(slog.LevelWarn, "oauth: revoking a replaced token failed; will retry",
+				slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID), slog.String("error", err.Error()))
+		}
+	}
+	e.Pending = keep
+	ts.mu.Lock()
+	ts.nextRevoke = time.Time{}
+	ts.mu.Unlock()
+	if len(keep) > 0 {
+		retry := keep
+		if len(errs) > 0 { // back off before trying the failures again
+			retry = append([]PendingRevocation(nil), keep...)
+			for i := range retry {
+				if !retry[i].RevokeAfter.After(now) {
+					retry[i].RevokeAfter = now.Add(failureBackoffMin * 30)
+				}
+			}
+		}
+		ts.noteRevocations(retry)
+	}
+	if err := ts.store.Save(ctx, ts.key, e, fence); err != nil {
+		errs = append(errs, storeError("save", err))
+	}
+	return errors.Join(errs...)
+}
+
+func (ts *TokenSource) revoke(ctx context.Context, accessToken string) error {
+	if ts.kind == KindV21 {
+		return ts.c.RevokeToken(ctx, accessToken)
+	}
+	return ts.c.RevokeShortLivedToken(ctx, accessToken)
+}
+
+func storeError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("oauth: token store unreachable (%s): %w", op, err)
+}
+
+func (ts *TokenSource) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
+	if ts.log != nil {
+		ts.log.LogAttrs(context.Background(), level, msg, attrs...)
+	}
+}
+
+func (ts *TokenSource) logAttrsLocked(level slog.Level, msg string, attrs ...slog.Attr) {
+	ts.logAttrs(level, msg, attrs...)
+}
