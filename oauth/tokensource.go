@@ -133,10 +133,11 @@ type TokenSource struct {
 	sf        singleflight.Group
 	bgRunning atomic.Bool
 
-	ctx    context.Context // ends at Close; parent of every refresh
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	ctx       context.Context // ends at Close; parent of every refresh
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	once      sync.Once // Close
+	watchOnce sync.Once // the watcher starts with the first token
 
 	mu          sync.Mutex // guards the fields below
 	failures    int
@@ -214,8 +215,6 @@ func NewTokenSource(c *Client, opts TokenSourceOptions) (*TokenSource, error) {
 		ts.store, ts.private = NewMemoryStore(), true
 	}
 	ts.ctx, ts.cancel = context.WithCancel(context.Background())
-	ts.wg.Add(1)
-	go ts.watch()
 	return ts, nil
 }
 
@@ -248,7 +247,9 @@ func (ts *TokenSource) Invalidate(accessToken string) {
 func (ts *TokenSource) Close() error {
 	var err error
 	ts.once.Do(func() {
+		ts.mu.Lock() // orders the cancel with the watcher's start in install
 		ts.cancel()
+		ts.mu.Unlock()
 		ts.wg.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
@@ -506,6 +507,14 @@ func (ts *TokenSource) install(tok *Token, e *StoreEntry) {
 		c.phase.Store(phaseStale)
 	}
 	ts.cur.Store(c)
+	ts.watchOnce.Do(func() {
+		ts.mu.Lock()
+		defer ts.mu.Unlock()
+		if ts.ctx.Err() == nil {
+			ts.wg.Add(1)
+			go ts.watch()
+		}
+	})
 	if e != nil {
 		ts.noteRevocations(e.Pending)
 	}
@@ -566,11 +575,11 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 		err := ts.revoke(ctx, r.Token.AccessToken)
 		switch {
 		case err == nil, errors.Is(err, ErrInvalidToken):
-			ts.logAttrs(slog.LevelInfo, "oauth: replaced token revoked", slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID))
+			ts.logAttrs(slog.LevelInfo, "oauth: token revoked", slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID))
 		default:
 			keep = append(keep, r)
 			errs = append(errs, err)
-			ts.logAttrs(slog.LevelWarn, "oauth: revoking a replaced token failed; will retry",
+			ts.logAttrs(slog.LevelWarn, "oauth: revoking a token failed; will retry",
 				slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID), slog.String("error", err.Error()))
 		}
 	}
