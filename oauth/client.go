@@ -26,6 +26,8 @@ const (
 	// long-lived tokens report about 99 years; 250 years stays inside
 	// time.Duration's range.
 	maxExpiresIn = 250 * 365 * 24 * 3600
+	// initialReadBuffer fits every documented success body in one read.
+	initialReadBuffer = 1024
 	// defaultTokenType is assumed when an issue response omits token_type.
 	defaultTokenType = "Bearer"
 )
@@ -35,8 +37,12 @@ const (
 type Client struct {
 	cfg  Config
 	base string
-	api  *gen.Client
+	urls endpoints
+	hc   *http.Client
+	ua   []string // the User-Agent header value, shared read-only
 	now  func() time.Time
+	// shortBody is the issue-short-lived form, fixed by the config.
+	shortBody string
 }
 
 // NewClient validates cfg and returns a Client. An error names the field
@@ -55,7 +61,7 @@ func NewClient(cfg Config) (*Client, error) {
 	if cfg.UserAgent != "" {
 		ua = strings.TrimSpace(cfg.UserAgent) + " " + libraryUserAgent
 	}
-	api, err := gen.NewClient(base, gen.WithHTTPClient(&doer{hc: hc, ua: ua}))
+	urls, err := newEndpoints(base)
 	if err != nil {
 		return nil, fmt.Errorf("oauth: Config.BaseURL: %w", err)
 	}
@@ -63,7 +69,9 @@ func NewClient(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{cfg: cfg, base: base, api: api, now: now}, nil
+	return &Client{cfg: cfg, base: base, urls: urls, hc: hc, ua: []string{ua}, now: now,
+		shortBody: formBody("grant_type", grantClientCredentials, "client_id", cfg.ChannelID, "client_secret", cfg.ChannelSecret),
+	}, nil
 }
 
 // String describes c without secrets.
@@ -76,18 +84,6 @@ func (c *Client) String() string {
 
 // Format prints [Client.String] under every verb, %#v included.
 func (c *Client) Format(f fmt.State, _ rune) { writeString(f, c.String()) }
-
-// doer sets the headers every request carries and sends it.
-type doer struct {
-	hc *http.Client
-	ua string
-}
-
-func (d *doer) Do(req *http.Request) (*http.Response, error) {
-	req.Header["User-Agent"] = []string{d.ua}
-	req.Header["Accept"] = []string{"application/json"}
-	return d.hc.Do(req)
-}
 
 // IssueToken issues a channel access token v2.1 valid for lifetime (0 means
 // 30 days, the maximum), authenticated by a JWT assertion signed with
@@ -108,12 +104,9 @@ func (c *Client) IssueToken(ctx context.Context, lifetime time.Duration) (*Token
 	if err != nil {
 		return nil, err
 	}
-	body := newForm().
-		add("grant_type", grantClientCredentials).
-		add("client_assertion_type", assertionTypeJWTBearer).
-		add("client_assertion", assertion)
+	body := formBody("grant_type", grantClientCredentials, "client_assertion_type", assertionTypeJWTBearer, "client_assertion", assertion)
 	data, arrived, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.IssueChannelTokenByJWTWithBody(ctx, contentTypeForm, body.reader())
+		return c.post(ctx, c.urls.issueV21, body)
 	}, assertion)
 	if err != nil {
 		return nil, err
@@ -141,7 +134,7 @@ func (c *Client) VerifyToken(ctx context.Context, accessToken string) (*TokenInf
 		return nil, err
 	}
 	data, arrived, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.VerifyChannelTokenByJWT(ctx, &gen.VerifyChannelTokenByJWTParams{AccessToken: accessToken})
+		return c.get(ctx, c.urls.verifyV21+"?"+formBody("access_token", accessToken))
 	}, accessToken)
 	if err != nil {
 		return nil, err
@@ -163,12 +156,9 @@ func (c *Client) RevokeToken(ctx context.Context, accessToken string) error {
 	if err := c.requireSecret(op); err != nil {
 		return err
 	}
-	body := newForm().
-		add("client_id", c.cfg.ChannelID).
-		add("client_secret", c.cfg.ChannelSecret).
-		add("access_token", accessToken)
+	body := formBody("client_id", c.cfg.ChannelID, "client_secret", c.cfg.ChannelSecret, "access_token", accessToken)
 	_, _, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.RevokeChannelTokenByJWTWithBody(ctx, contentTypeForm, body.reader())
+		return c.post(ctx, c.urls.revokeV21, body)
 	}, c.cfg.ChannelSecret, accessToken)
 	return err
 }
@@ -186,10 +176,7 @@ func (c *Client) ValidKeyIDs(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	data, _, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.GetsAllValidChannelAccessTokenKeyIds(ctx, &gen.GetsAllValidChannelAccessTokenKeyIdsParams{
-			ClientAssertionType: assertionTypeJWTBearer,
-			ClientAssertion:     assertion,
-		})
+		return c.get(ctx, c.urls.keyIDs+"?"+formBody("client_assertion_type", assertionTypeJWTBearer, "client_assertion", assertion))
 	}, assertion)
 	if err != nil {
 		return nil, err
@@ -216,12 +203,8 @@ func (c *Client) IssueShortLivedToken(ctx context.Context) (*Token, error) {
 	if err := c.requireSecret(op); err != nil {
 		return nil, err
 	}
-	body := newForm().
-		add("grant_type", grantClientCredentials).
-		add("client_id", c.cfg.ChannelID).
-		add("client_secret", c.cfg.ChannelSecret)
 	data, arrived, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.IssueChannelTokenWithBody(ctx, contentTypeForm, body.reader())
+		return c.post(ctx, c.urls.issueShort, c.shortBody)
 	}, c.cfg.ChannelSecret)
 	if err != nil {
 		return nil, err
@@ -244,9 +227,9 @@ func (c *Client) VerifyShortLivedToken(ctx context.Context, accessToken string) 
 	if err := requireToken(op, accessToken); err != nil {
 		return nil, err
 	}
-	body := newForm().add("access_token", accessToken)
+	body := formBody("access_token", accessToken)
 	data, arrived, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.VerifyChannelTokenWithBody(ctx, contentTypeForm, body.reader())
+		return c.post(ctx, c.urls.verifyShort, body)
 	}, accessToken)
 	if err != nil {
 		return nil, err
@@ -265,9 +248,9 @@ func (c *Client) RevokeShortLivedToken(ctx context.Context, accessToken string) 
 	if err := requireToken(op, accessToken); err != nil {
 		return err
 	}
-	body := newForm().add("access_token", accessToken)
+	body := formBody("access_token", accessToken)
 	_, _, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.RevokeChannelTokenWithBody(ctx, contentTypeForm, body.reader())
+		return c.post(ctx, c.urls.revokeShort, body)
 	}, accessToken)
 	return err
 }
@@ -282,32 +265,23 @@ func (c *Client) RevokeShortLivedToken(ctx context.Context, accessToken string) 
 // LINE reference: "Issue stateless channel access token" (POST /oauth2/v3/token).
 func (c *Client) IssueStatelessToken(ctx context.Context) (*Token, error) {
 	const op = operationIssueStateless
-	var (
-		body   *form
-		secret string
-	)
+	var body, secret string
 	if c.cfg.Key != nil {
 		assertion, err := c.assertion(op, 0)
 		if err != nil {
 			return nil, err
 		}
-		body = newForm().
-			add("grant_type", grantClientCredentials).
-			add("client_assertion_type", assertionTypeJWTBearer).
-			add("client_assertion", assertion)
+		body = formBody("grant_type", grantClientCredentials, "client_assertion_type", assertionTypeJWTBearer, "client_assertion", assertion)
 		secret = assertion
 	} else {
 		if err := c.requireSecret(op); err != nil {
 			return nil, err
 		}
-		body = newForm().
-			add("grant_type", grantClientCredentials).
-			add("client_id", c.cfg.ChannelID).
-			add("client_secret", c.cfg.ChannelSecret)
+		body = c.shortBody // the same three fields as short-lived issue
 		secret = c.cfg.ChannelSecret
 	}
 	data, arrived, err := c.roundTrip(ctx, op, func() (*http.Response, error) {
-		return c.api.IssueStatelessChannelTokenWithBody(ctx, contentTypeForm, body.reader())
+		return c.post(ctx, c.urls.stateless, body)
 	}, secret)
 	if err != nil {
 		return nil, err
@@ -395,7 +369,22 @@ func (c *Client) roundTripOnce(ctx context.Context, op string, send func() (*htt
 
 // readCapped reads r up to limit bytes and reports whether there was more.
 func readCapped(r io.Reader, limit int64) (data []byte, tooLarge bool, err error) {
-	data, err = io.ReadAll(io.LimitReader(r, limit+1))
+	data = make([]byte, 0, initialReadBuffer)
+	for int64(len(data)) <= limit {
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)] // grow
+		}
+		end := min(int64(cap(data)), limit+1)
+		var n int
+		n, err = r.Read(data[len(data):end])
+		data = data[:len(data)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			break
+		}
+	}
 	if int64(len(data)) > limit {
 		return data[:limit], true, err
 	}
@@ -481,9 +470,21 @@ func newToken(op, accessToken, tokenType, keyID string, expiresIn int64, arrived
 	return &Token{AccessToken: accessToken, TokenType: tokenType, KeyID: keyID, ExpiresIn: d, Expiry: arrived.Add(d)}, nil
 }
 
+// verifyWire mirrors gen.VerifyChannelAccessTokenResponse with a plain
+// scope, allocated together with the result.
+type verifyWire struct {
+	info TokenInfo
+	wire struct {
+		ClientId  string `json:"client_id"`
+		ExpiresIn int64  `json:"expires_in"`
+		Scope     string `json:"scope"`
+	}
+}
+
 func decodeTokenInfo(op string, data []byte, arrived time.Time) (*TokenInfo, error) {
-	var r gen.VerifyChannelAccessTokenResponse
-	if err := decode(op, data, &r); err != nil {
+	both := new(verifyWire)
+	r := &both.wire
+	if err := decode(op, data, r); err != nil {
 		return nil, err
 	}
 	if r.ClientId == "" {
@@ -493,7 +494,8 @@ func decodeTokenInfo(op string, data []byte, arrived time.Time) (*TokenInfo, err
 		return nil, malformed(op, "expires_in is missing or not positive")
 	}
 	d := seconds(r.ExpiresIn)
-	return &TokenInfo{ClientID: r.ClientId, Scope: deref(r.Scope), ExpiresIn: d, Expiry: arrived.Add(d)}, nil
+	both.info = TokenInfo{ClientID: r.ClientId, Scope: r.Scope, ExpiresIn: d, Expiry: arrived.Add(d)}
+	return &both.info, nil
 }
 
 // seconds converts expires_in to a Duration, capped at maxExpiresIn.

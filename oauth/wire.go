@@ -8,25 +8,25 @@ import (
 	"strings"
 )
 
-// form builds an application/x-www-form-urlencoded body holding exactly the
-// fields added, in order.
-type form struct{ b strings.Builder }
-
-func newForm() *form { return &form{} }
-
-func (f *form) add(key, value string) *form {
-	if f.b.Len() > 0 {
-		f.b.WriteByte('&')
+// formBody encodes key, value pairs as an application/x-www-form-urlencoded
+// body (or query) holding exactly those fields, in order.
+func formBody(kv ...string) string {
+	var b strings.Builder
+	n := 0
+	for _, s := range kv {
+		n += len(s) + 8 // room for a few escapes and the separators
 	}
-	f.b.WriteString(url.QueryEscape(key))
-	f.b.WriteByte('=')
-	f.b.WriteString(url.QueryEscape(value))
-	return f
+	b.Grow(n)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(kv[i]))
+		b.WriteByte('=')
+		b.WriteString(url.QueryEscape(kv[i+1]))
+	}
+	return b.String()
 }
-
-// reader returns a fresh reader over the body, so a retried request can
-// send it again.
-func (f *form) reader() *strings.Reader { return strings.NewReader(f.b.String()) }
 
 // requestError is a failure to send a request or read its answer. Its
 // message has the URL's query redacted and every secret value of the

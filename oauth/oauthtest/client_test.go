@@ -1,0 +1,833 @@
+package oauthtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/linetoken/linetoken/oauth"
+)
+
+// These tests drive the fake through the real oauth.Client.
+
+func TestV21IssueVerifyRevoke(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+
+	tok, err := c.IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatalf("IssueToken: %v", err)
+	}
+	if !isJWS(tok.AccessToken) {
+		t.Errorf("v2.1 token is not JWS-shaped")
+	}
+	if tok.KeyID == "" || tok.TokenType != "Bearer" || tok.ExpiresIn != time.Hour {
+		t.Errorf("token = %v, want a key ID, Bearer, 1h", tok)
+	}
+	info, err := c.VerifyToken(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatalf("VerifyToken: %v", err)
+	}
+	if info.ClientID != ch.ID || info.ExpiresIn != time.Hour || info.Scope == "" {
+		t.Errorf("info = %+v, want client %s, 1h, a scope", info, ch.ID)
+	}
+	kids, err := c.ValidKeyIDs(ctx)
+	if err != nil {
+		t.Fatalf("ValidKeyIDs: %v", err)
+	}
+	if !slices.Equal(kids, []string{tok.KeyID}) {
+		t.Errorf("kids = %v, want [%s]", kids, tok.KeyID)
+	}
+	if got, ok := srv.Lookup(tok.AccessToken); !ok || got.Kind != KindV21 || got.KeyID != tok.KeyID || got.ChannelID != ch.ID {
+		t.Errorf("Lookup = %+v, %t", got, ok)
+	}
+
+	if err := c.RevokeToken(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("RevokeToken: %v", err)
+	}
+	_, err = c.VerifyToken(ctx, tok.AccessToken)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if ae.Code != "invalid_request" || ae.Description != "access_token invalid" {
+		t.Errorf("revoked verify: %v", err)
+	}
+	if kids, _ := c.ValidKeyIDs(ctx); len(kids) != 0 {
+		t.Errorf("kids after revoke = %v, want none", kids)
+	}
+	if n := srv.ActiveTokens(ch.ID); n != 0 {
+		t.Errorf("ActiveTokens = %d, want 0", n)
+	}
+	st := srv.Stats()
+	if st.Issued[KindV21] != 1 || st.Revoked[KindV21] != 1 || st.IssueRequests[KindV21] != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestV21VerifyReportsRemainingLifetime(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueToken(ctx, 0) // 0: 30 days
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ExpiresIn != 30*24*time.Hour {
+		t.Errorf("ExpiresIn = %v, want 720h", tok.ExpiresIn)
+	}
+	srv.Advance(10 * 24 * time.Hour)
+	info, err := c.VerifyToken(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 20 * 24 * time.Hour; info.ExpiresIn > want || info.ExpiresIn < want-2*time.Second {
+		t.Errorf("ExpiresIn after 10 days = %v, want about %v", info.ExpiresIn, want)
+	}
+}
+
+func TestV21TokenExpires(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Hour - 2*time.Second)
+	if _, err := c.VerifyToken(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("just before expiry: %v", err)
+	}
+	srv.Advance(2 * time.Second)
+	_, err = c.VerifyToken(ctx, tok.AccessToken)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if ae.Code != "invalid_request" || ae.Description != "The access token expired" {
+		t.Errorf("expired verify: %v", err)
+	}
+	if kids, err := c.ValidKeyIDs(ctx); err != nil || len(kids) != 0 {
+		t.Errorf("kids = %v, %v; want none", kids, err)
+	}
+	if _, ok := srv.Lookup(tok.AccessToken); ok {
+		t.Error("Lookup says an expired token is valid")
+	}
+}
+
+func TestV21LimitOf30(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	var toks []*oauth.Token
+	for i := range 30 {
+		lifetime := 2 * time.Hour
+		if i == 0 {
+			lifetime = time.Hour
+		}
+		tok, err := c.IssueToken(ctx, lifetime)
+		if err != nil {
+			t.Fatalf("issue %d: %v", i+1, err)
+		}
+		toks = append(toks, tok)
+	}
+	_, err := c.IssueToken(ctx, time.Hour)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrTokenLimitReached)
+	if ae.Message != "The maximum number of access tokens has already been issued" || ae.Code != "" {
+		t.Errorf("31st: %v", err)
+	}
+	if n := srv.ActiveTokens(ch.ID); n != 30 {
+		t.Errorf("ActiveTokens = %d, want 30", n)
+	}
+	kids, err := c.ValidKeyIDs(ctx)
+	if err != nil || len(kids) != 30 {
+		t.Fatalf("kids = %d, %v; want 30", len(kids), err)
+	}
+
+	// Revoking one frees its slot.
+	if err := c.RevokeToken(ctx, toks[5].AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IssueToken(ctx, 2*time.Hour); err != nil {
+		t.Fatalf("issue after revoke: %v", err)
+	}
+	if _, err := c.IssueToken(ctx, time.Hour); !errors.Is(err, oauth.ErrTokenLimitReached) {
+		t.Fatalf("at the cap again: %v", err)
+	}
+
+	// An expired token frees its slot too: toks[0] lived 1h.
+	srv.Advance(time.Hour)
+	if n := srv.ActiveTokens(ch.ID); n != 29 {
+		t.Errorf("ActiveTokens after 1h = %d, want 29", n)
+	}
+	if _, err := c.IssueToken(ctx, time.Hour); err != nil {
+		t.Fatalf("issue after expiry: %v", err)
+	}
+	// Another channel has slots of its own.
+	other := srv.NewChannel(t)
+	if _, err := srv.Client(t, other.ID).IssueToken(ctx, time.Hour); err != nil {
+		t.Fatalf("other channel: %v", err)
+	}
+}
+
+func TestV21ExpiredTokensFreeAllSlots(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	for range 30 {
+		if _, err := c.IssueToken(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.IssueToken(ctx, time.Minute); !errors.Is(err, oauth.ErrTokenLimitReached) {
+		t.Fatalf("31st: %v", err)
+	}
+	srv.Advance(time.Minute)
+	for range 30 {
+		if _, err := c.IssueToken(ctx, time.Minute); err != nil {
+			t.Fatalf("after expiry: %v", err)
+		}
+	}
+}
+
+func TestV21ConcurrentIssueHonoursLimit(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	const callers = 100
+	var (
+		wg              sync.WaitGroup
+		mu              sync.Mutex
+		issued, limited int
+		others          []error
+	)
+	for range callers {
+		wg.Go(func() {
+			_, err := c.IssueToken(context.Background(), time.Hour)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				issued++
+			case errors.Is(err, oauth.ErrTokenLimitReached):
+				limited++
+			default:
+				others = append(others, err)
+			}
+		})
+	}
+	wg.Wait()
+	if issued != 30 || limited != callers-30 || len(others) != 0 {
+		t.Fatalf("issued %d, limited %d, others %v; want 30, %d, none", issued, limited, others, callers-30)
+	}
+	if st := srv.Stats(); st.IssueRequests[KindV21] != callers || st.Issued[KindV21] != 30 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestV21RevokeNeedsChannelCredentials(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	ctx := context.Background()
+	tok, err := srv.Client(t, ch.ID).IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := srv.NewChannel(t)
+	for _, tc := range []struct {
+		name, id, secret, desc string
+	}{
+		{"wrong secret", ch.ID, other.Secret, "invalid client_secret"},
+		{"unknown channel", "1234567890", ch.Secret, "invalid client_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := clientFor(t, srv, ch, func(cfg *oauth.Config) {
+				cfg.ChannelID, cfg.ChannelSecret, cfg.Key = tc.id, tc.secret, nil
+			})
+			err := c.RevokeToken(ctx, tok.AccessToken)
+			ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+			if ae.Code != "invalid_client" || ae.Description != tc.desc {
+				t.Errorf("got %v", err)
+			}
+			if _, ok := srv.Lookup(tok.AccessToken); !ok {
+				t.Error("token revoked without the right credentials")
+			}
+		})
+	}
+	// Another channel's credentials do not revoke it either (200, no effect).
+	if err := srv.Client(t, other.ID).RevokeToken(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("revoke by another channel: %v", err)
+	}
+	if _, ok := srv.Lookup(tok.AccessToken); !ok {
+		t.Error("another channel revoked the token")
+	}
+}
+
+func TestV21RevokeMalformedAndUnknown(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	for _, tc := range []struct{ token, desc string }{
+		{"opaque+token/=", "The access token not JWS"},
+		{"a.b", "The access token not JWS"},
+		{"YWJj.YWJj.YWJj", "The access token malformed"}, // base64url parts, not JSON
+	} {
+		err := c.RevokeToken(ctx, tc.token)
+		ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+		if ae.Code != "invalid_request" || ae.Description != tc.desc {
+			t.Errorf("revoke %q: %v, want %q", tc.token, err, tc.desc)
+		}
+	}
+	// Well-formed but unknown: 200.
+	unknown := signJWT(t, map[string]any{"alg": "HS256"}, map[string]any{"sub": "x"}, ch.Key.PrivateKey)
+	if err := c.RevokeToken(ctx, unknown); err != nil {
+		t.Errorf("revoke unknown JWS: %v", err)
+	}
+}
+
+func TestV21VerifyNotJWSOrUnknown(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	short, err := c.IssueShortLivedToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ token, desc string }{
+		{short.AccessToken, "The access token not JWS"},
+		{"YWJj.YWJj.YWJj", "The access token malformed"},
+		{signJWT(t, map[string]any{"alg": "HS256"}, map[string]any{"sub": "x"}, ch.Key.PrivateKey), "access_token invalid"},
+	} {
+		_, err := c.VerifyToken(ctx, tc.token)
+		ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+		if ae.Description != tc.desc {
+			t.Errorf("verify: %v, want %q", err, tc.desc)
+		}
+		// The token arrives intact ('+', '/' and '=' of an opaque token included).
+		if req, _ := srv.LastRequest(); req.Query.Get("access_token") != tc.token {
+			t.Errorf("token arrived altered")
+		}
+	}
+}
+
+func TestKeyNotRegistered(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	ctx := context.Background()
+	unknown := *ch.Key
+	unknown.KeyID = "00000000-0000-4000-8000-000000000000"
+	c := clientFor(t, srv, ch, func(cfg *oauth.Config) { cfg.Key = &unknown })
+	check := func(name string, err error) {
+		t.Helper()
+		ae := wantAPIError(t, err, http.StatusNotFound, oauth.ErrKeyNotRegistered)
+		if ae.Message != "Cannot find channel key that satisfies the conditions" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	_, err := c.IssueToken(ctx, time.Hour)
+	check("IssueToken", err)
+	_, err = c.ValidKeyIDs(ctx)
+	check("ValidKeyIDs", err)
+	_, err = c.IssueStatelessToken(ctx)
+	check("IssueStatelessToken", err)
+
+	// An unregistered key stops working.
+	good := srv.Client(t, ch.ID)
+	if _, err := good.IssueToken(ctx, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	srv.UnregisterKey(ch.KeyID)
+	_, err = good.IssueToken(ctx, time.Hour)
+	check("after UnregisterKey", err)
+}
+
+func TestKidOfAnotherChannel(t *testing.T) {
+	srv := newServer(t)
+	a, b := srv.NewChannel(t), srv.NewChannel(t)
+	ctx := context.Background()
+	// Channel b signs with a's key and kid: iss = sub = b, key owned by a.
+	c := clientFor(t, srv, b, func(cfg *oauth.Config) { cfg.Key = a.Key })
+	_, err := c.IssueToken(ctx, time.Hour)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if ae.Code != "invalid_client" || ae.Description != "iss and clientId of key do not match" {
+		t.Errorf("IssueToken: %v", err)
+	}
+	_, err = c.ValidKeyIDs(ctx)
+	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	_, err = c.IssueStatelessToken(ctx)
+	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if srv.ActiveTokens(a.ID)+srv.ActiveTokens(b.ID) != 0 {
+		t.Error("a token was issued")
+	}
+}
+
+func TestAssertionSignedInThePast(t *testing.T) {
+	// A client whose clock lags the server's signs assertions that have
+	// already expired by the server's clock.
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	ctx := context.Background()
+	c := clientFor(t, srv, ch, func(cfg *oauth.Config) {
+		cfg.Clock = func() time.Time { return srv.Now().Add(-time.Hour) }
+	})
+	_, err := c.IssueToken(ctx, time.Hour)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if ae.Description != "iss and clientId of key do not match" {
+		t.Errorf("IssueToken: %v", err)
+	}
+	_, err = c.ValidKeyIDs(ctx)
+	ae = wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if ae.Description != "Invalid exp" {
+		t.Errorf("ValidKeyIDs: %v", err)
+	}
+	// A client on real time against an advanced server: the same.
+	srv.Advance(time.Hour)
+	real := clientFor(t, srv, ch, func(cfg *oauth.Config) { cfg.Clock = nil })
+	if _, err := real.IssueToken(ctx, time.Hour); !errors.Is(err, oauth.ErrInvalidCredentials) {
+		t.Errorf("real-time client vs advanced server: %v", err)
+	}
+	// With the server's clock it works.
+	if _, err := srv.Client(t, ch.ID).IssueToken(ctx, time.Hour); err != nil {
+		t.Errorf("with srv.Now: %v", err)
+	}
+}
+
+func TestShortLivedIssueVerifyRevoke(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueShortLivedToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.ExpiresIn != 2592000*time.Second || tok.TokenType != "Bearer" || tok.KeyID != "" {
+		t.Errorf("token = %v", tok)
+	}
+	if strings.Contains(tok.AccessToken, ".") || len(tok.AccessToken) != 172 {
+		t.Errorf("short-lived token is not opaque (len %d)", len(tok.AccessToken))
+	}
+	info, err := c.VerifyShortLivedToken(ctx, tok.AccessToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ClientID != ch.ID || info.ExpiresIn != 2592000*time.Second {
+		t.Errorf("info = %+v", info)
+	}
+	if err := c.RevokeShortLivedToken(ctx, tok.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.VerifyShortLivedToken(ctx, tok.AccessToken)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if ae.Description != "access_token invalid" {
+		t.Errorf("revoked: %v", err)
+	}
+	if st := srv.Stats(); st.Revoked[KindShortLived] != 1 || srv.IssueCount(KindShortLived) != 1 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestShortLivedExpiresAfter30Days(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueShortLivedToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(30*24*time.Hour - time.Second)
+	info, err := c.VerifyShortLivedToken(ctx, tok.AccessToken)
+	if err != nil || info.ExpiresIn > time.Second {
+		t.Fatalf("1s before expiry: %+v, %v", info, err)
+	}
+	srv.Advance(time.Second)
+	_, err = c.VerifyShortLivedToken(ctx, tok.AccessToken)
+	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if n := srv.ActiveShortLivedTokens(ch.ID); n != 0 {
+		t.Errorf("ActiveShortLivedTokens = %d", n)
+	}
+}
+
+func TestShortLived31stRevokesOldest(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	var toks []*oauth.Token
+	for i := range 31 {
+		tok, err := c.IssueShortLivedToken(ctx)
+		if err != nil {
+			t.Fatalf("issue %d: %v", i+1, err)
+		}
+		toks = append(toks, tok)
+		srv.Advance(time.Second) // a clear issue order
+	}
+	_, err := c.VerifyShortLivedToken(ctx, toks[0].AccessToken)
+	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	for i, tok := range toks[1:] {
+		if _, err := c.VerifyShortLivedToken(ctx, tok.AccessToken); err != nil {
+			t.Errorf("token %d: %v", i+2, err)
+		}
+	}
+	if n := srv.ActiveShortLivedTokens(ch.ID); n != 30 {
+		t.Errorf("ActiveShortLivedTokens = %d, want 30", n)
+	}
+	// The 32nd revokes the (new) oldest.
+	if _, err := c.IssueShortLivedToken(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyShortLivedToken(ctx, toks[1].AccessToken); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Errorf("second oldest after 32nd: %v", err)
+	}
+	if st := srv.Stats(); st.Revoked[KindShortLived] != 2 || st.Issued[KindShortLived] != 32 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestShortLivedBadCredentials(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	other := srv.NewChannel(t)
+	for _, tc := range []struct{ name, id, secret, desc string }{
+		{"unknown id", "9999999999", ch.Secret, "invalid client_id"},
+		{"wrong secret", ch.ID, other.Secret, "invalid client_secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := clientFor(t, srv, ch, func(cfg *oauth.Config) { cfg.ChannelID, cfg.ChannelSecret, cfg.Key = tc.id, tc.secret, nil })
+			_, err := c.IssueShortLivedToken(context.Background())
+			ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+			if ae.Code != "invalid_client" || ae.Description != tc.desc {
+				t.Errorf("got %v, want %q", err, tc.desc)
+			}
+		})
+	}
+	if n := srv.IssueCount(KindShortLived); n != 0 {
+		t.Errorf("IssueCount = %d", n)
+	}
+}
+
+func TestShortLivedRateLimit(t *testing.T) {
+	srv := newServer(t, WithShortLivedRateLimit(3))
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := c.IssueShortLivedToken(ctx); err != nil {
+			t.Fatalf("issue %d: %v", i+1, err)
+		}
+	}
+	_, err := c.IssueShortLivedToken(ctx)
+	ae := wantAPIError(t, err, http.StatusTooManyRequests, oauth.ErrRateLimited)
+	if ae.Message != "Too many requests" || !ae.Temporary() {
+		t.Errorf("4th: %v", err)
+	}
+	// Other endpoints are not limited.
+	if _, err := c.IssueStatelessToken(ctx); err != nil {
+		t.Errorf("stateless: %v", err)
+	}
+	srv.Advance(time.Second)
+	if _, err := c.IssueShortLivedToken(ctx); err != nil {
+		t.Errorf("next second: %v", err)
+	}
+	if n := srv.IssueCount(KindShortLived); n != 4 {
+		t.Errorf("IssueCount = %d, want 4", n)
+	}
+}
+
+func TestStatelessBothForms(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		edit func(*oauth.Config)
+		form []string
+	}{
+		{"by secret", func(cfg *oauth.Config) { cfg.Key = nil }, []string{"client_id", "client_secret", "grant_type"}},
+		{"by JWT", func(cfg *oauth.Config) { cfg.ChannelSecret = "" }, []string{"client_assertion", "client_assertion_type", "grant_type"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := clientFor(t, srv, ch, tc.edit)
+			tok, err := c.IssueStatelessToken(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tok.ExpiresIn != 899*time.Second && tok.ExpiresIn != 900*time.Second {
+				t.Errorf("ExpiresIn = %v, want 899s or 900s", tok.ExpiresIn)
+			}
+			if !isJWS(tok.AccessToken) || tok.TokenType != "Bearer" {
+				t.Errorf("token = %v, want JWS-shaped Bearer", tok)
+			}
+			req, _ := srv.LastRequest()
+			if got := sortedKeys(req.Form); !slices.Equal(got, tc.form) {
+				t.Errorf("form fields = %v, want %v", got, tc.form)
+			}
+			info, ok := srv.Lookup(tok.AccessToken)
+			if !ok || info.Kind != KindStateless || info.ChannelID != ch.ID {
+				t.Fatalf("Lookup = %+v, %t", info, ok)
+			}
+			left := info.Expiry.Sub(srv.Now())
+			if left > 900*time.Second || left < 898*time.Second {
+				t.Errorf("stateless token lives %v more, want about 15 minutes", left)
+			}
+			srv.Advance(left - time.Second)
+			if _, ok := srv.Lookup(tok.AccessToken); !ok {
+				t.Error("stateless token invalid 1s before expiry")
+			}
+			srv.Advance(time.Second)
+			if _, ok := srv.Lookup(tok.AccessToken); ok {
+				t.Error("stateless token valid after 15 minutes")
+			}
+		})
+	}
+	if n := srv.IssueCount(KindStateless); n != 2 {
+		t.Errorf("IssueCount = %d", n)
+	}
+}
+
+func TestStatelessBadCredentials(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	other := srv.NewChannel(t)
+	for _, tc := range []struct{ name, id, secret string }{
+		{"unknown id", "9999999999", ch.Secret},
+		{"wrong secret", ch.ID, other.Secret},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := clientFor(t, srv, ch, func(cfg *oauth.Config) { cfg.ChannelID, cfg.ChannelSecret, cfg.Key = tc.id, tc.secret, nil })
+			_, err := c.IssueStatelessToken(context.Background())
+			ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+			if ae.Code != "invalid_request" || ae.Description != "Invalid 'client_credentials'." {
+				t.Errorf("got %v", err)
+			}
+		})
+	}
+}
+
+func TestStatelessNotRevocable(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueStatelessToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RevokeToken(ctx, tok.AccessToken); err != nil {
+		t.Errorf("v2.1 revoke of a stateless token: %v", err)
+	}
+	if err := c.RevokeShortLivedToken(ctx, tok.AccessToken); err != nil {
+		t.Errorf("v2 revoke of a stateless token: %v", err)
+	}
+	if _, ok := srv.Lookup(tok.AccessToken); !ok {
+		t.Error("stateless token revoked")
+	}
+	// v2.1 verify knows v2.1 tokens only.
+	_, err = c.VerifyToken(ctx, tok.AccessToken)
+	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	// No limit on the number.
+	for range 40 {
+		if _, err := c.IssueStatelessToken(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLongLivedToken(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok := srv.LongLivedToken(ch.ID)
+	if tok == "" || tok != srv.LongLivedToken(ch.ID) {
+		t.Fatal("LongLivedToken not stable")
+	}
+	info, err := c.VerifyShortLivedToken(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 3138007490 * time.Second; info.ExpiresIn > want || info.ExpiresIn < want-5*time.Second || info.ClientID != ch.ID {
+		t.Errorf("info = %+v, want expires_in about 3138007490s", info)
+	}
+	srv.Advance(10 * 365 * 24 * time.Hour)
+	if _, err := c.VerifyShortLivedToken(ctx, tok); err != nil {
+		t.Fatalf("after 10 years: %v", err)
+	}
+	if err := c.RevokeShortLivedToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyShortLivedToken(ctx, tok); !errors.Is(err, oauth.ErrInvalidToken) {
+		t.Fatalf("revoked: %v", err)
+	}
+	reissued := srv.LongLivedToken(ch.ID)
+	if reissued == tok {
+		t.Fatal("a revoked long-lived token was not reissued")
+	}
+	if _, err := c.VerifyShortLivedToken(ctx, reissued); err != nil {
+		t.Fatalf("reissued: %v", err)
+	}
+	if srv.LongLivedToken("1111111111") != "" {
+		t.Error("unknown channel has a long-lived token")
+	}
+}
+
+func TestV2VerifyAndRevokeErrors(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	v21, err := c.IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, token, desc string }{
+		{"malformed", "not a token!", "access_token in invalid format"},
+		{"too long", strings.Repeat("A", 3000), "access_token in invalid format"},
+		{"unknown", "W1TeHCgfH2Liwa+unknown/token=", "access_token invalid"},
+		{"v2.1 token", v21.AccessToken, "access_token invalid"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := c.VerifyShortLivedToken(ctx, tc.token)
+			ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+			if ae.Code != "invalid_request" || ae.Description != tc.desc {
+				t.Errorf("verify: %v, want %q", err, tc.desc)
+			}
+		})
+	}
+	if err := c.RevokeShortLivedToken(ctx, "W1TeHCgfH2Liwa+unknown/token="); err != nil {
+		t.Errorf("revoke unknown: %v", err)
+	}
+	err = c.RevokeShortLivedToken(ctx, "not a token!")
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if ae.Code != "invalid_request" || ae.Description != "" || ae.Message != "" {
+		t.Errorf("revoke malformed: %v, want bare invalid_request", err)
+	}
+	// v2 revoke leaves v2.1 tokens alone.
+	if err := c.RevokeShortLivedToken(ctx, v21.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyToken(ctx, v21.AccessToken); err != nil {
+		t.Errorf("v2.1 token after v2 revoke: %v", err)
+	}
+}
+
+func TestErrorsCarryRequestID(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	_, err := srv.Client(t, ch.ID).VerifyShortLivedToken(context.Background(), "unknown")
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if !requestIDs.MatchString(ae.RequestID) {
+		t.Errorf("RequestID = %q, want 32 hex digits", ae.RequestID)
+	}
+}
+
+func TestClientRequestsAreLogged(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueShortLivedToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.VerifyToken(ctx, "a.b.c"); err == nil {
+		t.Fatal("verify of a.b.c succeeded")
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("logged %d requests, want 2", len(reqs))
+	}
+	issue, verify := reqs[0], reqs[1]
+	if issue.Method != "POST" || issue.Path != "/v2/oauth/accessToken" ||
+		issue.ContentType != "application/x-www-form-urlencoded" || issue.Status != 200 || issue.Fault {
+		t.Errorf("issue = %v", issue)
+	}
+	if issue.Form.Get("client_id") != ch.ID || issue.Form.Get("client_secret") != ch.Secret ||
+		issue.Form.Get("grant_type") != "client_credentials" || len(issue.Form) != 3 || len(issue.Query) != 0 {
+		t.Errorf("issue form fields = %v", sortedKeys(issue.Form))
+	}
+	if !strings.HasPrefix(issue.Header.Get("User-Agent"), "linetoken/") {
+		t.Errorf("User-Agent = %q", issue.Header.Get("User-Agent"))
+	}
+	if verify.Method != "GET" || verify.Path != "/oauth2/v2.1/verify" || verify.Query.Get("access_token") != "a.b.c" ||
+		verify.Form != nil || verify.Status != 400 {
+		t.Errorf("verify = %v", verify)
+	}
+	// Printing a request never shows a secret.
+	for _, s := range []string{issue.String(), fmt.Sprintf("%#v", issue), fmt.Sprintf("%+v", verify)} {
+		if strings.Contains(s, ch.Secret) || strings.Contains(s, "a.b.c") || !strings.Contains(s, "REDACTED") {
+			t.Errorf("printed request leaks or hides nothing: %s", s)
+		}
+	}
+	_ = tok
+	srv.ResetRequests()
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("after reset: %d", n)
+	}
+}
+
+func TestConcurrentMixedCallers(t *testing.T) {
+	srv := newServer(t)
+	chans := []Channel{srv.NewChannel(t), srv.NewChannel(t)}
+	ctx := context.Background()
+	const callers = 300
+	var wg sync.WaitGroup
+	errs := make(chan error, callers)
+	for i := range callers {
+		ch := chans[i%len(chans)]
+		wg.Go(func() {
+			c, err := oauth.NewClient(srv.Config(ch.ID))
+			if err != nil {
+				errs <- err
+				return
+			}
+			switch i % 3 {
+			case 0:
+				tok, err := c.IssueShortLivedToken(ctx)
+				if err == nil {
+					_, err = c.VerifyShortLivedToken(ctx, srv.LongLivedToken(ch.ID))
+					_ = tok
+				}
+				errs <- err
+			case 1:
+				cfg := srv.Config(ch.ID)
+				cfg.Key = nil
+				c, _ := oauth.NewClient(cfg)
+				_, err := c.IssueStatelessToken(ctx)
+				errs <- err
+			case 2:
+				_, err := c.ValidKeyIDs(ctx)
+				if err == nil {
+					srv.Stats()
+					srv.Requests()
+				}
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	st := srv.Stats()
+	if st.Requests != callers+callers/3 || st.Issued[KindShortLived] != callers/3 || st.Issued[KindStateless] != callers/3 {
+		t.Errorf("stats = %+v", st)
+	}
+	for _, ch := range chans {
+		if n := srv.ActiveShortLivedTokens(ch.ID); n != 30 {
+			t.Errorf("channel %s holds %d short-lived tokens, want 30", ch.ID, n)
+		}
+	}
+}
