@@ -44,6 +44,7 @@ const (
 	msgTokenLimit           = "maximum number of access tokens"
 	msgKeyNotFound          = "cannot find channel key"
 	msgClientCredentials    = "invalid 'client_credentials'"
+	msgParameters           = "parameter" // "some parameters missed or invalid": the request, not the token
 	codeInvalidClient       = "invalid_client"
 	headerRequestID         = "X-Line-Request-Id"
 	headerRetryAfter        = "Retry-After"
@@ -133,7 +134,8 @@ func (e *APIError) Temporary() bool {
 // [ErrKeyNotRegistered]; 400 "The maximum number of access tokens..." is
 // [ErrTokenLimitReached]; 400 invalid_client and the stateless endpoint's
 // "Invalid 'client_credentials'." are [ErrInvalidCredentials]; any other
-// 400 from a verify or revoke endpoint is [ErrInvalidToken].
+// 400 from a verify or revoke endpoint, except one about the request's
+// parameters, is [ErrInvalidToken].
 func (e *APIError) Is(target error) bool {
 	switch target {
 	case ErrRateLimited:
@@ -147,7 +149,7 @@ func (e *APIError) Is(target error) bool {
 			(e.Code == codeInvalidClient || e.says(msgClientCredentials))
 	case ErrInvalidToken:
 		return e.StatusCode == http.StatusBadRequest && e.Code != codeInvalidClient &&
-			!e.says(msgClientCredentials) && isTokenOperation(e.Operation)
+			!e.says(msgClientCredentials) && !e.says(msgParameters) && isTokenOperation(e.Operation)
 	}
 	return false
 }

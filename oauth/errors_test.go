@@ -74,6 +74,7 @@ func TestDocumentedErrors(t *testing.T) {
 		{"issueStatelessChannelToken", 400, `{"error":"invalid_request","error_description":"Invalid 'client_credentials'."}`, oauth.ErrInvalidCredentials},
 		{"issueChannelToken", 400, `{"error":"invalid_request","error_description":"some parameters missed or invalid"}`, nil},
 		{"issueChannelToken", 500, `{"message":"Internal Server Error"}`, nil},
+		{"verifyChannelToken", 400, `{"error":"invalid_request","error_description":"some parameters missed or invalid"}`, nil},
 		{"verifyChannelToken", 503, ``, nil},
 	}
 	for _, tc := range cases {
