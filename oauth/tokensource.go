@@ -133,11 +133,10 @@ type TokenSource struct {
 	sf        singleflight.Group
 	bgRunning atomic.Bool
 
-	ctx       context.Context // ends at Close; parent of every refresh
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
-	once      sync.Once // Close
-	watchOnce sync.Once // the watcher starts with the first token
+	ctx    context.Context // ends at Close; parent of every refresh
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once // Close
 
 	mu          sync.Mutex // guards the fields below
 	failures    int
@@ -145,6 +144,7 @@ type TokenSource struct {
 	lastErr     error
 	nextRevoke  time.Time // earliest RevokeAfter we know of; zero = none
 	revoking    bool
+	watching    bool // the watcher runs (it starts with the first token)
 }
 
 // Phases of a cached token.
@@ -251,6 +251,9 @@ func (ts *TokenSource) Close() error {
 		ts.cancel()
 		ts.mu.Unlock()
 		ts.wg.Wait()
+		ts.mu.Lock()
+		ts.cur.Store(nil) // Token now takes the slow path and fails
+		ts.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		err = ts.revokeDue(ctx, ts.private)
@@ -506,15 +509,18 @@ func (ts *TokenSource) install(tok *Token, e *StoreEntry) {
 	case !now.Before(c.refreshAt):
 		c.phase.Store(phaseStale)
 	}
+	ts.mu.Lock()
+	if ts.ctx.Err() != nil { // closed: a refresh finishing late installs nothing
+		ts.mu.Unlock()
+		return
+	}
 	ts.cur.Store(c)
-	ts.watchOnce.Do(func() {
-		ts.mu.Lock()
-		defer ts.mu.Unlock()
-		if ts.ctx.Err() == nil {
-			ts.wg.Add(1)
-			go ts.watch()
-		}
-	})
+	if !ts.watching {
+		ts.watching = true
+		ts.wg.Add(1)
+		go ts.watch()
+	}
+	ts.mu.Unlock()
 	if e != nil {
 		ts.noteRevocations(e.Pending)
 	}

@@ -439,8 +439,8 @@ func TestTokenSourceCloseRevokesPrivateTokens(t *testing.T) {
 	}
 	is.Close()
 	goleak.VerifyNone(t, ignore)
-	if _, err := ts.Token(context.Background()); err == nil {
-		t.Log("a closed source may still hand out its cached token")
+	if tok, err := ts.Token(context.Background()); !errors.Is(err, oauth.ErrClosed) {
+		t.Errorf("Token after Close = %v, %v; want ErrClosed", tok, err)
 	}
 }
 
