@@ -22,8 +22,13 @@ const (
 // LINE_API_BASE_URL. LINE_CHANNEL_ID is required, and so is a way to
 // authenticate: LINE_CHANNEL_SECRET, or a private key with its key ID. Its
 // error names every variable that is missing or wrong, never a value.
-func ConfigFromEnv() (Config, error) {
-	get := func(k string) string { return strings.TrimSpace(os.Getenv(k)) }
+func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.Getenv) }
+
+// ConfigFromLookup is [ConfigFromEnv] reading the variables through
+// getenv, for programs and tests that keep their settings elsewhere.
+// LINE_PRIVATE_KEY_FILE is still read from the file system.
+func ConfigFromLookup(getenv func(string) string) (Config, error) {
+	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	cfg := Config{
 		ChannelID:     get(EnvChannelID),
 		ChannelSecret: get(EnvChannelSecret),
@@ -33,7 +38,7 @@ func ConfigFromEnv() (Config, error) {
 	if cfg.ChannelID == "" {
 		problems = append(problems, EnvChannelID+" is not set")
 	}
-	keyText, keyFile := os.Getenv(EnvPrivateKey), get(EnvPrivateKeyFile)
+	keyText, keyFile := getenv(EnvPrivateKey), get(EnvPrivateKeyFile)
 	var keyData []byte
 	switch {
 	case strings.TrimSpace(keyText) != "" && keyFile != "":

@@ -233,6 +233,13 @@ func TestConfigFromEnv(t *testing.T) {
 			t.Errorf("error = %v", err)
 		}
 	})
+	t.Run("lookup function", func(t *testing.T) {
+		env := map[string]string{oauth.EnvChannelID: "77", oauth.EnvChannelSecret: testSecret}
+		cfg, err := oauth.ConfigFromLookup(func(k string) string { return env[k] })
+		if err != nil || cfg.ChannelID != "77" || cfg.ChannelSecret != testSecret {
+			t.Errorf("cfg = %v, %v", cfg, err)
+		}
+	})
 	t.Run("no secret in errors", func(t *testing.T) {
 		set(map[string]string{oauth.EnvChannelSecret: testSecret, oauth.EnvPrivateKey: "{\"kty\":\"RSA\",\"d\":\"" + testSecret + "\"}"})
 		_, err := oauth.ConfigFromEnv()
