@@ -38,6 +38,10 @@ vet:
 race:
 	$(GO) test -race -count=1 ./...
 
+## demo: the whole token lifecycle against the in-process fake (offline, seconds)
+demo:
+	$(GO) run ./cmd/linetoken demo
+
 ## bench-check: the bench module builds, vets and its clients agree (no timing)
 bench-check:
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...

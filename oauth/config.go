@@ -120,14 +120,14 @@ func (c *Config) validate() (string, error) {
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return "", fmt.Errorf("oauth: Config.BaseURL %q may not carry a query or fragment", redactURL(base))
 	case u.Host == "":
-		return "", fmt.Errorf("oauth: Config.BaseURL %q has no host", base)
+		return "", fmt.Errorf("oauth: Config.BaseURL %q has no host", redactURL(base))
 	case u.Scheme == "https":
 	case u.Scheme == "http":
 		if !c.InsecureAllowHTTP && !isLoopback(u.Hostname()) {
-			return "", fmt.Errorf("oauth: Config.BaseURL %q: http:// is allowed only to loopback hosts; use https, or set Config.InsecureAllowHTTP for a test fake", base)
+			return "", fmt.Errorf("oauth: Config.BaseURL %q: http:// is allowed only to loopback hosts; use https, or set Config.InsecureAllowHTTP for a test fake", redactURL(base))
 		}
 	default:
-		return "", fmt.Errorf("oauth: Config.BaseURL %q: scheme must be https (or http to a loopback host)", base)
+		return "", fmt.Errorf("oauth: Config.BaseURL %q: scheme must be https (or http to a loopback host)", redactURL(base))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

@@ -55,7 +55,7 @@ func ConfigFromLookup(getenv func(string) string) (Config, error) {
 	if keyData != nil {
 		key, err := ParseAssertionKey(keyData, get(EnvKeyID))
 		switch {
-		case err != nil && strings.Contains(err.Error(), "no key ID"):
+		case errors.Is(err, ErrMissingKeyID):
 			problems = append(problems, EnvKeyID+" is not set (the kid the LINE Developers Console returned for the public key)")
 		case err != nil:
 			problems = append(problems, keySource(keyFile)+": "+err.Error())

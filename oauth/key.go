@@ -35,6 +35,10 @@ const (
 	maxKeyInput = 64 << 10
 )
 
+// ErrMissingKeyID: a key was given without the key ID (kid) the LINE
+// Developers Console returned for it. It matches [ErrInvalidInput] too.
+var ErrMissingKeyID = fmt.Errorf("%w: assertion key has no key ID", ErrInvalidInput)
+
 // AssertionKey is the private half of an assertion signing key registered
 // in the LINE Developers Console, with the key ID (kid) the console
 // returned for it. It signs the JWT client assertions of v2.1 issue, the
@@ -82,7 +86,7 @@ func ParseAssertionKey(data []byte, keyID string) (*AssertionKey, error) {
 		kid = keyID
 	}
 	if kid == "" {
-		return nil, invalidInput("assertion key has no key ID: pass the kid that the LINE Developers Console returned when the public key was registered (LINE_KEY_ID)")
+		return nil, fmt.Errorf("%w: pass the kid that the LINE Developers Console returned when the public key was registered (LINE_KEY_ID)", ErrMissingKeyID)
 	}
 	k := &AssertionKey{KeyID: kid, PrivateKey: priv}
 	if err := k.validate(); err != nil {
