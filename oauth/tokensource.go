@@ -466,6 +466,19 @@ func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string
 	next.Pending = dropExpired(next.Pending, now)
 	if err := ts.store.Save(ctx, ts.key, next, fence); err != nil {
 		if errors.Is(err, ErrLockLost) {
+			// Another holder took over (our lock outlived its TTL). If it has
+			// saved a usable token, use that and give ours back to LINE now,
+			// so no slot stays taken by a token nobody records.
+			if cur, lerr := ts.store.Load(ctx, ts.key); lerr == nil && cur != nil && ts.usable(cur.Token, ts.c.now(), old) {
+				ts.install(cur.Token, cur)
+				if ts.revocable() {
+					if rerr := ts.revoke(ctx, tok.AccessToken); rerr != nil {
+						ts.logAttrs(slog.LevelWarn, "oauth: revoking a token issued under a lost lock failed",
+							slog.String("kind", ts.kind.String()), slog.String("key_id", tok.KeyID), slog.String("error", rerr.Error()))
+					}
+				}
+				return cur.Token, nil
+			}
 			ts.logAttrs(slog.LevelWarn, "oauth: store lock lost during refresh; serving the new token locally",
 				slog.String("kind", ts.kind.String()))
 			ts.install(tok, nil)
