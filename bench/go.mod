@@ -7,6 +7,7 @@ replace github.com/linetoken/linetoken => ../
 require (
 	github.com/line/line-bot-sdk-go/v8 v8.14.0
 	github.com/linetoken/linetoken v0.0.0-00010101000000-000000000000
+	golang.org/x/oauth2 v0.38.0
 )
 
 require (
@@ -17,6 +18,5 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/oapi-codegen/runtime v1.8.0 // indirect
 	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
-	golang.org/x/oauth2 v0.38.0 // indirect
 	golang.org/x/sync v0.25.0 // indirect
 )

@@ -59,8 +59,16 @@ const (
 	defaultRevokeGrace = 10 * time.Minute
 	// refreshTimeout bounds one refresh, detached from any caller's context.
 	refreshTimeout = 50 * time.Second
-	// lockTTL outlives refreshTimeout so a live holder keeps its lock.
-	lockTTL = 60 * time.Second
+	// lockTTL: a crashed holder's lock frees itself well inside
+	// refreshTimeout, so waiters take over; a live holder slower than this
+	// loses the lock and its Save is fenced off (see issueAndSave).
+	lockTTL = 40 * time.Second
+	// unlockTimeout bounds an Unlock, which runs even after a refresh's
+	// context ended.
+	unlockTimeout = 5 * time.Second
+	// revokeRetry is the wait before due revocations are tried again after
+	// a failure (store or LINE).
+	revokeRetry = 30 * time.Second
 	// lockPollMin and lockPollMax bound the wait between looks at the store
 	// while another holder refreshes.
 	lockPollMin = 20 * time.Millisecond
@@ -270,6 +278,11 @@ func (ts *TokenSource) wait(ctx context.Context) (*Token, error) {
 	if ts.lastErr != nil && ts.c.now().Before(ts.nextAttempt) {
 		err := ts.lastErr
 		ts.mu.Unlock()
+		// Backing off from LINE, but another process may have refreshed:
+		// a look at the store is cheap.
+		if tok := ts.fromStore(ctx); tok != nil {
+			return tok, nil
+		}
 		return nil, err
 	}
 	ts.mu.Unlock()
@@ -283,6 +296,17 @@ func (ts *TokenSource) wait(ctx context.Context) (*Token, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oauth: waiting for a token: %w", ctx.Err())
 	}
+}
+
+// fromStore installs and returns a usable token saved by another source,
+// or nil.
+func (ts *TokenSource) fromStore(ctx context.Context) *Token {
+	e, err := ts.store.Load(ctx, ts.key)
+	if err != nil || e == nil || !ts.usable(e.Token, ts.c.now(), ts.replacing()) {
+		return nil
+	}
+	ts.install(e.Token, e)
+	return e.Token
 }
 
 // watch reads the clock for the fresh path: it moves the cached token to
@@ -332,10 +356,20 @@ func (ts *TokenSource) tick() {
 			defer ts.wg.Done()
 			ctx, cancel := context.WithTimeout(ts.ctx, refreshTimeout)
 			defer cancel()
-			_ = ts.revokeDue(ctx, false)
+			err := ts.revokeDue(ctx, false)
 			ts.mu.Lock()
 			ts.revoking = false
+			if err != nil { // back off: do not hit a failing store or LINE every tick
+				retry := ts.c.now().Add(revokeRetry)
+				if ts.nextRevoke.IsZero() || ts.nextRevoke.Before(retry) {
+					ts.nextRevoke = retry
+				}
+			}
 			ts.mu.Unlock()
+			if err != nil {
+				ts.logAttrs(slog.LevelWarn, "oauth: due revocations failed; will retry",
+					slog.String("kind", ts.kind.String()), slog.Duration("retry_in", revokeRetry), slog.String("error", err.Error()))
+			}
 		}()
 	}
 }
@@ -421,7 +455,7 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 		}
 		if fence > 0 {
 			tok, err := ts.issueAndSave(ctx, fence, old)
-			_ = ts.store.Unlock(context.WithoutCancel(ctx), ts.key, fence)
+			ts.unlock(ctx, fence)
 			return tok, err == nil && tok != nil, err
 		}
 		// Another holder is refreshing: look again shortly.
@@ -429,7 +463,7 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, false, ctx.Err()
+			return nil, false, fmt.Errorf("oauth: waiting for the token store lock that another holder has: %w", ctx.Err())
 		case <-t.C:
 		}
 		poll = min(poll*2, lockPollMax)
@@ -570,7 +604,7 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 	if err != nil || fence == 0 {
 		return storeError("lock", err) // someone else is at it; the next tick tries again
 	}
-	defer func() { _ = ts.store.Unlock(context.WithoutCancel(ctx), ts.key, fence) }()
+	defer ts.unlock(ctx, fence)
 	e, err := ts.store.Load(ctx, ts.key)
 	if err != nil || e == nil {
 		return storeError("load", err)
@@ -631,9 +665,21 @@ func (ts *TokenSource) revoke(ctx context.Context, accessToken string) error {
 	return ts.c.RevokeShortLivedToken(ctx, accessToken)
 }
 
+// unlock releases the store lock, bounded even when ctx has ended.
+func (ts *TokenSource) unlock(ctx context.Context, fence int64) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unlockTimeout)
+	defer cancel()
+	_ = ts.store.Unlock(uctx, ts.key, fence)
+}
+
+// storeError says which store operation failed; a failure that is not a
+// lost lock or an ended context means the store could not be used.
 func storeError(op string, err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, ErrLockLost), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("oauth: token store %s: %w", op, err)
 	}
 	return fmt.Errorf("oauth: token store unreachable (%s): %w", op, err)
 }
