@@ -404,11 +404,10 @@ func newAPIError(op string, resp *http.Response, data []byte, tooLarge bool, rea
 	switch {
 	case tooLarge:
 		e.bodyKind = bodyKindTooLarge
+	case readErr != nil:
+		e.bodyKind = bodyKindCutShort
 	case len(strings.TrimSpace(string(data))) == 0:
 		e.bodyKind = bodyKindEmpty
-		if readErr != nil {
-			e.bodyKind = "body unreadable"
-		}
 	case json.Unmarshal(data, &body) != nil:
 		e.bodyKind = bodyKindNotJSON
 		if ct := resp.Header.Get("Content-Type"); ct != "" {

@@ -112,25 +112,28 @@ func (c *Config) validate() (string, error) {
 	}
 	u, err := url.Parse(base)
 	if err != nil {
-		return "", fmt.Errorf("oauth: Config.BaseURL %q does not parse", redactURL(base))
+		return "", fmt.Errorf("oauth: Config.BaseURL does not parse as a URL")
 	}
 	switch {
 	case u.User != nil:
 		return "", fmt.Errorf("oauth: Config.BaseURL may not carry user info")
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return "", fmt.Errorf("oauth: Config.BaseURL %q may not carry a query or fragment", redactURL(base))
+		return "", fmt.Errorf("oauth: Config.BaseURL %q may not carry a query or fragment", origin(u))
 	case u.Host == "":
-		return "", fmt.Errorf("oauth: Config.BaseURL %q has no host", redactURL(base))
+		return "", fmt.Errorf("oauth: Config.BaseURL has no host (want https://api.line.me or a fake's URL)")
 	case u.Scheme == "https":
 	case u.Scheme == "http":
 		if !c.InsecureAllowHTTP && !isLoopback(u.Hostname()) {
-			return "", fmt.Errorf("oauth: Config.BaseURL %q: http:// is allowed only to loopback hosts; use https, or set Config.InsecureAllowHTTP for a test fake", redactURL(base))
+			return "", fmt.Errorf("oauth: Config.BaseURL %q: http:// is allowed only to loopback hosts; use https, or set Config.InsecureAllowHTTP for a test fake", origin(u))
 		}
 	default:
-		return "", fmt.Errorf("oauth: Config.BaseURL %q: scheme must be https (or http to a loopback host)", redactURL(base))
+		return "", fmt.Errorf("oauth: Config.BaseURL %q: scheme must be https (or http to a loopback host)", origin(u))
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }
+
+// origin is the scheme and host of u: all an error quotes of a base URL.
+func origin(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
 // validChannelID checks that id looks like a LINE channel ID: digits only.
 func validChannelID(id string) error {

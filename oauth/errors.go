@@ -54,6 +54,7 @@ const (
 	bodyKindEmpty           = "empty body"
 	bodyKindNotJSON         = "non-JSON body"
 	bodyKindTooLarge        = "body over the size cap"
+	bodyKindCutShort        = "body cut short"
 	operationVerifyV21      = "verifyChannelTokenByJWT"
 	operationRevokeV21      = "revokeChannelTokenByJWT"
 	operationVerifyShort    = "verifyChannelToken"

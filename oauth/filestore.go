@@ -339,7 +339,7 @@ func (s *FileStore) read() (st *fileState, repaired bool, err error) {
 		}
 		if len(r.Entry) > 0 && string(r.Entry) != "null" {
 			var e StoreEntry
-			if err := e.UnmarshalJSON(r.Entry); err != nil {
+			if err := e.UnmarshalBinary(r.Entry); err != nil {
 				bad = append(bad, fmt.Sprintf("entry %q: %v", key, err))
 				r.Entry = nil // the key reads as empty; its lock stands
 			} else {
@@ -388,7 +388,7 @@ func (s *FileStore) write(st *fileState) error {
 	for _, r := range st.Entries {
 		r.Entry = nil
 		if r.entry != nil {
-			b, err := r.entry.MarshalJSON()
+			b, err := r.entry.MarshalBinary()
 			if err != nil {
 				return s.errorf("encoding", err)
 			}

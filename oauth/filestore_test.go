@@ -206,7 +206,7 @@ func TestFileStoreFileProperties(t *testing.T) {
 	for _, k := range keys {
 		r := doc.Entries[k]
 		var e oauth.StoreEntry
-		if err := json.Unmarshal(r.Entry, &e); err != nil || !reflect.DeepEqual(&e, sampleEntry()) {
+		if err := e.UnmarshalBinary(r.Entry); err != nil || !reflect.DeepEqual(&e, sampleEntry()) {
 			t.Errorf("entry %s = %+v, %v", k, e, err)
 		}
 		if r.Lock == nil || r.Lock.Fence == 0 || !r.Lock.Until.After(time.Now()) {
@@ -417,7 +417,7 @@ func TestFileStoreBadEntryAndVersion(t *testing.T) {
 	ctx := context.Background()
 	good := oauth.StoreKey("111", oauth.KindV21)
 	bad := oauth.StoreKey("222", oauth.KindV21)
-	goodJSON, _ := json.Marshal(sampleEntry())
+	goodJSON, _ := sampleEntry().MarshalBinary()
 	cases := []struct {
 		name     string
 		file     string

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -92,6 +93,20 @@ func (e StoreEntry) String() string {
 // Format prints [StoreEntry.String] under every verb.
 func (e StoreEntry) Format(f fmt.State, _ rune) { writeString(f, e.String()) }
 
+// LogValue keeps the tokens out of log/slog output.
+func (e StoreEntry) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.Int("pending", len(e.Pending))}
+	if e.Token != nil {
+		attrs = append(attrs, slog.Any("token", e.Token.LogValue()))
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// LogValue keeps the token out of log/slog output.
+func (p PendingRevocation) LogValue() slog.Value {
+	return slog.GroupValue(slog.Any("token", p.Token.LogValue()), slog.Time("revoke_after", p.RevokeAfter))
+}
+
 // Format prints a pending revocation without its token.
 func (p PendingRevocation) Format(f fmt.State, _ rune) {
 	writeString(f, fmt.Sprintf("oauth.PendingRevocation{Token: %s, RevokeAfter: %s}", p.Token.String(), p.RevokeAfter.Format(time.RFC3339)))
@@ -126,8 +141,10 @@ func fromStored(s storedToken) Token {
 		ExpiresIn: time.Duration(s.ExpiresIn) * time.Millisecond, Expiry: s.Expiry}
 }
 
-// MarshalJSON encodes e for a store. The output holds the tokens.
-func (e StoreEntry) MarshalJSON() ([]byte, error) {
+// MarshalBinary encodes e (as JSON) for a store: the output holds the
+// tokens, so only stores call it. Encoding a StoreEntry with
+// encoding/json (or logging it) shows no token: [Token] redacts itself.
+func (e StoreEntry) MarshalBinary() ([]byte, error) {
 	var s storedEntry
 	if e.Token != nil {
 		t := toStored(*e.Token)
@@ -139,9 +156,9 @@ func (e StoreEntry) MarshalJSON() ([]byte, error) {
 	return json.Marshal(s)
 }
 
-// UnmarshalJSON decodes what MarshalJSON wrote, refusing an entry whose
+// UnmarshalBinary decodes what MarshalBinary wrote, refusing an entry whose
 // tokens lack an access token or expiry.
-func (e *StoreEntry) UnmarshalJSON(data []byte) error {
+func (e *StoreEntry) UnmarshalBinary(data []byte) error {
 	var s storedEntry
 	if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("oauth: store entry: %s", jsonErrorText(err))

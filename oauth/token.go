@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -53,6 +54,19 @@ func (t Token) LogValue() slog.Value {
 		slog.Duration("expires_in", t.ExpiresIn),
 		slog.Time("expiry", t.Expiry),
 	)
+}
+
+// MarshalJSON encodes t for display, with its access token REDACTED, so
+// that encoding/json and log handlers never expose it. Stores persist
+// tokens through [StoreEntry.MarshalBinary].
+func (t Token) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AccessToken string    `json:"access_token"`
+		TokenType   string    `json:"token_type,omitempty"`
+		KeyID       string    `json:"key_id,omitempty"`
+		ExpiresIn   float64   `json:"expires_in"`
+		Expiry      time.Time `json:"expiry"`
+	}{secretMark(t.AccessToken), t.TokenType, t.KeyID, t.ExpiresIn.Seconds(), t.Expiry})
 }
 
 // TokenInfo is what a verify endpoint reports about a token.

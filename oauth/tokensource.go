@@ -286,7 +286,7 @@ func (ts *TokenSource) wait(ctx context.Context) (*Token, error) {
 		return nil, err
 	}
 	ts.mu.Unlock()
-	ch := ts.sf.DoChan(singleflightKey, func() (any, error) { return ts.refresh() })
+	ch := ts.sf.DoChan(singleflightKey, ts.trackedRefresh)
 	select {
 	case r := <-ch:
 		if r.Err != nil {
@@ -383,14 +383,31 @@ func (ts *TokenSource) startBackground() {
 	go func() {
 		defer ts.wg.Done()
 		defer ts.bgRunning.Store(false)
-		_, _, _ = ts.sf.Do(singleflightKey, func() (any, error) { return ts.refresh() })
+		_, _, _ = ts.sf.Do(singleflightKey, ts.trackedRefresh)
 	}()
+}
+
+// trackedRefresh runs refresh inside Close's WaitGroup, or not at all once
+// closed: Close cancels under mu, so every Add comes before its Wait.
+func (ts *TokenSource) trackedRefresh() (any, error) {
+	ts.mu.Lock()
+	if ts.ctx.Err() != nil {
+		ts.mu.Unlock()
+		return nil, ErrClosed
+	}
+	ts.wg.Add(1)
+	ts.mu.Unlock()
+	defer ts.wg.Done()
+	return ts.refresh()
 }
 
 // refresh gets a usable token: from the store when another source has
 // refreshed, else by issuing one under the store's lock. It runs detached
 // from callers' contexts, bounded by refreshTimeout and Close.
 func (ts *TokenSource) refresh() (*Token, error) {
+	if c := ts.cur.Load(); c != nil && c.phase.Load() == phaseFresh {
+		return c.tok, nil // a refresh that just finished installed it
+	}
 	ctx, cancel := context.WithTimeout(ts.ctx, refreshTimeout)
 	defer cancel()
 	start := ts.c.now()
@@ -431,7 +448,7 @@ func (ts *TokenSource) usable(t *Token, now time.Time, replacing string) bool {
 // replacing is the token a refresh replaces: the current one, when stale or
 // invalidated.
 func (ts *TokenSource) replacing() string {
-	if c := ts.cur.Load(); c != nil {
+	if c := ts.cur.Load(); c != nil && c.phase.Load() != phaseFresh {
 		return c.tok.AccessToken
 	}
 	return ""

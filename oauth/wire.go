@@ -74,10 +74,10 @@ func scrub(s string, secrets []string) string {
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		if strings.ContainsAny(raw, "?@") {
-			return "<unparseable URL>"
-		}
-		return raw
+		return "<unparseable URL>"
+	}
+	if u.Fragment != "" || u.RawFragment != "" {
+		u.Fragment, u.RawFragment = redacted, ""
 	}
 	if u.User != nil {
 		u.User = url.User(redacted)

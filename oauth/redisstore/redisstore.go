@@ -211,7 +211,7 @@ func (s *Store) Load(ctx context.Context, key string) (*oauth.StoreEntry, error)
 		return nil, s.fail(ctx, "load", k, err)
 	}
 	var e oauth.StoreEntry
-	if err := e.UnmarshalJSON(val); err != nil {
+	if err := e.UnmarshalBinary(val); err != nil {
 		s.corrupt.Add(1)
 		if s.log != nil {
 			s.log.LogAttrs(context.Background(), slog.LevelError, "redisstore: corrupt entry read as absent; the next refresh replaces it",
@@ -273,7 +273,7 @@ func (s *Store) Save(ctx context.Context, key string, e *oauth.StoreEntry, fence
 	var val []byte
 	if e != nil {
 		var err error
-		if val, err = e.MarshalJSON(); err != nil {
+		if val, err = e.MarshalBinary(); err != nil {
 			return fmt.Errorf("redisstore: save %s: %w", k, err)
 		}
 	}

@@ -217,7 +217,7 @@ func TestKeyLayout(t *testing.T) {
 		t.Errorf("entry TTL = %v; want none (-1)", ttl)
 	}
 	var e oauth.StoreEntry
-	if err := e.UnmarshalJSON([]byte(rdb.Get(ctx, base).Val())); err != nil || !reflect.DeepEqual(&e, testEntry()) {
+	if err := e.UnmarshalBinary([]byte(rdb.Get(ctx, base).Val())); err != nil || !reflect.DeepEqual(&e, testEntry()) {
 		t.Errorf("entry = %+v, %v; want the JSON of what was saved", e, err)
 	}
 	// A held lock spends no fence.
