@@ -5,12 +5,12 @@ UPSTREAM   ?= ../shared/upstream/channel-access-token.yml
 CODEGEN    := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 SPEC       := api/channel-access-token.yml
 
-.PHONY: all test generate check-generate spec-diff vet race bench-check bench fmt-check demo
+.PHONY: all test generate check-generate spec-diff vet race bench-check examples-check bench fmt-check demo
 
 all: test
 
-## test: generate drift check, spec diff, gofmt, vet, race tests (main and bench modules)
-test: check-generate spec-diff fmt-check vet race bench-check
+## test: generate drift check, spec diff, gofmt, vet, race tests, the bench and examples modules, a short fuzz of every target
+test: check-generate spec-diff fmt-check vet race bench-check examples-check fuzz-smoke
 
 ## generate: regenerate gen/ from the spec
 generate:
@@ -46,6 +46,12 @@ demo:
 bench-check:
 	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
+## examples-check: the examples module (line-bot-sdk-go over oauth.Transport) builds, vets and passes
+examples-check:
+	cd examples && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+
 ## bench: per-call cost against line-bot-sdk-go and raw net/http (see BENCHMARKS.md)
 bench:
 	cd bench && $(GO) test -run '^$$' -bench . -benchmem -count 6 | tee bench.out
+
+include fuzz.mk

@@ -401,22 +401,23 @@ func newAPIError(op string, resp *http.Response, data []byte, tooLarge bool, rea
 		RetryAfter: parseRetryAfter(resp.Header.Get(headerRetryAfter), now),
 	}
 	var body gen.ErrorResponse
+	trimmed := strings.TrimSpace(string(data))
 	switch {
 	case tooLarge:
 		e.bodyKind = bodyKindTooLarge
+	case trimmed != "" && json.Unmarshal(data, &body) == nil:
+		e.Code = truncate(deref(body.Error))
+		e.Description = truncate(deref(body.ErrorDescription))
+		e.Message = truncate(deref(body.Message))
 	case readErr != nil:
 		e.bodyKind = bodyKindCutShort
-	case len(strings.TrimSpace(string(data))) == 0:
+	case trimmed == "":
 		e.bodyKind = bodyKindEmpty
-	case json.Unmarshal(data, &body) != nil:
+	default:
 		e.bodyKind = bodyKindNotJSON
 		if ct := resp.Header.Get("Content-Type"); ct != "" {
 			e.bodyKind += ", " + truncate(ct)
 		}
-	default:
-		e.Code = truncate(deref(body.Error))
-		e.Description = truncate(deref(body.ErrorDescription))
-		e.Message = truncate(deref(body.Message))
 	}
 	return e
 }

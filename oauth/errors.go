@@ -50,6 +50,7 @@ const (
 	headerRetryAfter        = "Retry-After"
 	maxRetryAfter           = 24 * time.Hour // a longer Retry-After is treated as this
 	maxErrorTextLen         = 512            // cap on each error text kept from a body
+	maxQuotedLen            = 300            // cap on each text as quoted in Error()
 	bodyKindJSON            = ""             // the body was an ErrorResponse
 	bodyKindEmpty           = "empty body"
 	bodyKindNotJSON         = "non-JSON body"
@@ -98,13 +99,13 @@ func (e *APIError) Error() string {
 	}
 	var parts []string
 	if e.Code != "" {
-		parts = append(parts, e.Code)
+		parts = append(parts, quoteCapped(e.Code))
 	}
 	if e.Description != "" {
-		parts = append(parts, strconv.Quote(e.Description))
+		parts = append(parts, quoteCapped(e.Description))
 	}
 	if e.Message != "" {
-		parts = append(parts, strconv.Quote(e.Message))
+		parts = append(parts, quoteCapped(e.Message))
 	}
 	if e.bodyKind != bodyKindJSON {
 		parts = append(parts, "("+e.bodyKind+")")
@@ -118,10 +119,24 @@ func (e *APIError) Error() string {
 	}
 	if e.RequestID != "" {
 		b.WriteString(" [request ")
-		b.WriteString(e.RequestID)
+		b.WriteString(quoteCapped(e.RequestID))
 		b.WriteByte(']')
 	}
 	return b.String()
+}
+
+// quoteCapped quotes a text from LINE's answer (so a newline cannot forge
+// a log line) and caps the result at maxQuotedLen bytes.
+func quoteCapped(s string) string {
+	q := strconv.Quote(s)
+	if len(q) <= maxQuotedLen {
+		return q
+	}
+	cut := maxQuotedLen - 4
+	for cut > 0 && q[cut-1] == '\\' { // do not split an escape
+		cut--
+	}
+	return q[:cut] + `..."`
 }
 
 // Temporary reports whether the failure may pass if the request is

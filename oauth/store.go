@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 )
@@ -136,6 +137,11 @@ func toStored(t Token) storedToken {
 		ExpiresIn: t.ExpiresIn.Milliseconds(), Expiry: t.Expiry}
 }
 
+// validStoredLifetime: a stored lifetime in ms fits a time.Duration.
+func validStoredLifetime(ms int64) bool {
+	return ms >= 0 && ms <= math.MaxInt64/int64(time.Millisecond)
+}
+
 func fromStored(s storedToken) Token {
 	return Token{AccessToken: s.AccessToken, TokenType: s.TokenType, KeyID: s.KeyID,
 		ExpiresIn: time.Duration(s.ExpiresIn) * time.Millisecond, Expiry: s.Expiry}
@@ -168,12 +174,18 @@ func (e *StoreEntry) UnmarshalBinary(data []byte) error {
 		if s.Token.AccessToken == "" || s.Token.Expiry.IsZero() {
 			return errors.New("oauth: store entry: token without access_token or expiry")
 		}
+		if !validStoredLifetime(s.Token.ExpiresIn) {
+			return errors.New("oauth: store entry: expires_in_ms out of range")
+		}
 		t := fromStored(*s.Token)
 		e.Token = &t
 	}
 	for _, p := range s.Pending {
 		if p.Token.AccessToken == "" {
 			return errors.New("oauth: store entry: pending revocation without access_token")
+		}
+		if !validStoredLifetime(p.Token.ExpiresIn) {
+			return errors.New("oauth: store entry: pending expires_in_ms out of range")
 		}
 		e.Pending = append(e.Pending, PendingRevocation{Token: fromStored(p.Token), RevokeAfter: p.RevokeAfter})
 	}

@@ -77,6 +77,11 @@ func (s *Server) checkAssertion(raw string, use assertionUse, now time.Time) (as
 	case err != nil:
 		return invalid(descBadAssertion)
 	}
+	// golang-jwt stops decoding after the first JSON value; the claims
+	// segment must be exactly one JSON object.
+	if payload, err := base64.RawURLEncoding.DecodeString(parts[1]); err != nil || !json.Valid(payload) {
+		return invalid(descBadAssertion)
+	}
 
 	iss, _ := claims["iss"].(string)
 	sub, _ := claims["sub"].(string)
@@ -87,7 +92,7 @@ func (s *Server) checkAssertion(raw string, use assertionUse, now time.Time) (as
 		return invalid("Invalid aud")
 	}
 	exp, ok := intClaim(claims, "exp")
-	if !ok || exp <= now.Unix() || time.Unix(exp, 0).After(now.Add(maxAssertionAhead)) {
+	if !ok || exp <= now.Unix() || exp > now.Add(maxAssertionAhead).Unix() {
 		if use == useKeyIDs {
 			return invalid("Invalid exp")
 		}
