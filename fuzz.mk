@@ -21,7 +21,8 @@ FUZZ_TARGETS := \
 	./oauth/:FuzzStoreEntry \
 	./oauth/:FuzzRedact \
 	./oauth/oauthtest/:FuzzAssertion \
-	./oauth/oauthtest/:FuzzForm
+	./oauth/oauthtest/:FuzzForm \
+	./cmd/linetoken/:FuzzArgs
 
 # fuzz-run runs every target for $(1) each, stopping at the first failure.
 define fuzz-run

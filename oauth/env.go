@@ -3,6 +3,7 @@ package oauth
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -46,9 +47,9 @@ func ConfigFromLookup(getenv func(string) string) (Config, error) {
 	case strings.TrimSpace(keyText) != "":
 		keyData = []byte(keyText)
 	case keyFile != "":
-		data, err := os.ReadFile(keyFile)
+		data, err := readKeyFile(keyFile)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: cannot read the file: %v", EnvPrivateKeyFile, errors.Unwrap(err)))
+			problems = append(problems, fmt.Sprintf("%s: cannot read the file: %v", EnvPrivateKeyFile, err))
 		}
 		keyData = data
 	}
@@ -82,4 +83,22 @@ func keySource(file string) string {
 		return EnvPrivateKeyFile
 	}
 	return EnvPrivateKey
+}
+
+// readKeyFile reads a key file of at most maxKeyInput bytes (a 2048-bit
+// private key is under 4 KiB); its errors never quote the contents.
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxKeyInput+1))
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if len(data) > maxKeyInput {
+		return nil, fmt.Errorf("larger than %d bytes: not a private key", maxKeyInput)
+	}
+	return data, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -164,9 +165,9 @@ func (s *settings) key() (*oauth.AssertionKey, error) {
 		}
 	}
 	if file != "" {
-		d, err := os.ReadFile(file)
+		d, err := readSmallFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("%s: cannot read the private key file: %v", source, errors.Unwrap(err))
+			return nil, fmt.Errorf("%s: cannot read the private key file: %v", source, err)
 		}
 		data = d
 	}
@@ -188,9 +189,9 @@ func (s *settings) key() (*oauth.AssertionKey, error) {
 // LINE_CHANNEL_SECRET. "" means none is set.
 func (s *settings) secret() (string, error) {
 	if s.secretFile != "" {
-		d, err := os.ReadFile(s.secretFile)
+		d, err := readSmallFile(s.secretFile)
 		if err != nil {
-			return "", fmt.Errorf("--%s: cannot read the file: %v", flagSecretFile, errors.Unwrap(err))
+			return "", fmt.Errorf("--%s: cannot read the file: %v", flagSecretFile, err)
 		}
 		secret := strings.TrimSpace(string(d))
 		if secret == "" {
@@ -199,4 +200,26 @@ func (s *settings) secret() (string, error) {
 		return secret, nil
 	}
 	return s.get(oauth.EnvChannelSecret), nil
+}
+
+// maxSettingsFile caps what is read of a key or secret file: a 2048-bit
+// private key is under 4 KiB; /dev/zero must not exhaust memory.
+const maxSettingsFile = 64 << 10
+
+// readSmallFile reads a key or secret file of at most maxSettingsFile
+// bytes. Its errors name the problem, never the contents.
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSettingsFile+1))
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if len(data) > maxSettingsFile {
+		return nil, fmt.Errorf("the file is larger than %d bytes: not a key or secret", maxSettingsFile)
+	}
+	return data, nil
 }

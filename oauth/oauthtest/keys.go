@@ -4,6 +4,7 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"testing"
 
@@ -146,6 +147,9 @@ func (c Channel) String() string {
 
 // Format prints [Channel.String] under every verb, %#v included.
 func (c Channel) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())) }
+
+// LogValue keeps the channel's secret and key out of log/slog output.
+func (c Channel) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // NewChannel adds a channel with a random numeric ID and a random secret,
 // generates an RSA-2048 assertion key with oauth.GenerateAssertionKey and
