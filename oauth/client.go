@@ -40,7 +40,10 @@ type Client struct {
 	urls endpoints
 	hc   *http.Client
 	ua   []string // the User-Agent header value, shared read-only
-	now  func() time.Time
+	// hdrForm and hdrAccept are header values shared read-only by every
+	// request (net/http only reads them).
+	hdrForm, hdrAccept []string
+	now                func() time.Time
 	// shortBody is the issue-short-lived form, fixed by the config.
 	shortBody string
 }
@@ -70,6 +73,7 @@ func NewClient(cfg Config) (*Client, error) {
 		now = time.Now
 	}
 	return &Client{cfg: cfg, base: base, urls: urls, hc: hc, ua: []string{ua}, now: now,
+		hdrForm: []string{contentTypeForm}, hdrAccept: []string{"application/json"},
 		shortBody: formBody("grant_type", grantClientCredentials, "client_id", cfg.ChannelID, "client_secret", cfg.ChannelSecret),
 	}, nil
 }

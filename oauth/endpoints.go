@@ -61,22 +61,15 @@ func newEndpoints(base string) (endpoints, error) {
 	return e, nil
 }
 
-// Header values shared read-only by every request (net/http only reads
-// them).
-var (
-	formContentType = []string{contentTypeForm}
-	acceptJSON      = []string{"application/json"}
-)
-
 // post sends a form POST with the headers every request carries.
 func (c *Client) post(ctx context.Context, url, body string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
-	req.Header["Content-Type"] = formContentType
+	req.Header["Content-Type"] = c.hdrForm
 	req.Header["User-Agent"] = c.ua
-	req.Header["Accept"] = acceptJSON
+	req.Header["Accept"] = c.hdrAccept
 	return c.hc.Do(req)
 }
 
@@ -87,6 +80,6 @@ func (c *Client) get(ctx context.Context, url string) (*http.Response, error) {
 		return nil, err
 	}
 	req.Header["User-Agent"] = c.ua
-	req.Header["Accept"] = acceptJSON
+	req.Header["Accept"] = c.hdrAccept
 	return c.hc.Do(req)
 }

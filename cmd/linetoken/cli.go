@@ -211,13 +211,19 @@ func flagError(err error, args []string) string {
 	return msg
 }
 
-// refusedFlags are secrets the command line must not carry, with where to
+// refusedFlag names the secrets the command line must not carry, with where to
 // put them instead. They are refused before flag parsing so that no error
 // message quotes their value.
-var refusedFlags = map[string]string{
-	"channel-secret": "set LINE_CHANNEL_SECRET or pass --channel-secret-file",
-	"private-key":    "set LINE_PRIVATE_KEY or LINE_PRIVATE_KEY_FILE, or pass --private-key-file",
-	"access-token":   `pass the token as the argument, or "-" to read it from stdin`,
+func refusedFlag(name string) (where string, refused bool) {
+	switch name {
+	case "channel-secret":
+		return "set LINE_CHANNEL_SECRET or pass --channel-secret-file", true
+	case "private-key":
+		return "set LINE_PRIVATE_KEY or LINE_PRIVATE_KEY_FILE, or pass --private-key-file", true
+	case "access-token":
+		return `pass the token as the argument, or "-" to read it from stdin`, true
+	}
+	return "", false
 }
 
 // parseFlags parses args with fs, allowing flags after positional
@@ -230,7 +236,7 @@ func parseFlags(e *env, fs *flag.FlagSet, usage string, args []string) ([]string
 		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if strings.HasPrefix(a, "-") {
-			if where, ok := refusedFlags[name]; ok {
+			if where, ok := refusedFlag(name); ok {
 				return nil, usagef("--%s is not accepted: a secret on the command line leaks into shell history and ps; %s", name, where)
 			}
 		}

@@ -81,15 +81,26 @@ type route struct {
 	handle func(s *Server, in *input, now time.Time) response
 }
 
-var routes = map[string]route{
-	"/oauth2/v2.1/token":      {http.MethodPost, KindV21, (*Server).issueV21},
-	"/oauth2/v2.1/tokens/kid": {http.MethodGet, 0, (*Server).keyIDs},
-	"/oauth2/v2.1/verify":     {http.MethodGet, 0, (*Server).verifyV21},
-	"/oauth2/v2.1/revoke":     {http.MethodPost, 0, (*Server).revokeV21},
-	"/v2/oauth/accessToken":   {http.MethodPost, KindShortLived, (*Server).issueShortLived},
-	"/v2/oauth/verify":        {http.MethodPost, 0, (*Server).verifyV2},
-	"/v2/oauth/revoke":        {http.MethodPost, 0, (*Server).revokeV2},
-	"/oauth2/v3/token":        {http.MethodPost, KindStateless, (*Server).issueStateless},
+func routeFor(path string) (route, bool) {
+	switch path {
+	case "/oauth2/v2.1/token":
+		return route{http.MethodPost, KindV21, (*Server).issueV21}, true
+	case "/oauth2/v2.1/tokens/kid":
+		return route{http.MethodGet, 0, (*Server).keyIDs}, true
+	case "/oauth2/v2.1/verify":
+		return route{http.MethodGet, 0, (*Server).verifyV21}, true
+	case "/oauth2/v2.1/revoke":
+		return route{http.MethodPost, 0, (*Server).revokeV21}, true
+	case "/v2/oauth/accessToken":
+		return route{http.MethodPost, KindShortLived, (*Server).issueShortLived}, true
+	case "/v2/oauth/verify":
+		return route{http.MethodPost, 0, (*Server).verifyV2}, true
+	case "/v2/oauth/revoke":
+		return route{http.MethodPost, 0, (*Server).revokeV2}, true
+	case "/oauth2/v3/token":
+		return route{http.MethodPost, KindStateless, (*Server).issueStateless}, true
+	}
+	return route{}, false
 }
 
 // input is a request as an endpoint sees it.
@@ -99,7 +110,7 @@ type input struct {
 
 // dispatch checks the request's framing and runs its endpoint.
 func (s *Server) dispatch(hr *http.Request, form url.Values, formErr error, now time.Time) response {
-	rt, found := routes[hr.URL.Path]
+	rt, found := routeFor(hr.URL.Path)
 	if !found {
 		return messageError(http.StatusNotFound, "Not Found")
 	}

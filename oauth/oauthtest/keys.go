@@ -20,12 +20,18 @@ type publicKey struct {
 	key       *rsa.PublicKey
 }
 
-// jwkMembers are the members the console accepts in a public JWK; private
+// jwkMember reports whether the console accepts member m in a public JWK; private
 // members and kid are refused by name.
-var (
-	jwkMembers        = map[string]bool{"kty": true, "alg": true, "use": true, "key_ops": true, "n": true, "e": true}
-	jwkPrivateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
-)
+func jwkMember(m string) bool {
+	switch m {
+	case "kty", "alg", "use", "key_ops", "n", "e":
+		return true
+	}
+	return false
+}
+
+// jwkPrivateMembers lists the private members of a JWK.
+func jwkPrivateMembers() []string { return []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} }
 
 // RegisterKey registers a public assertion key for a channel, as the LINE
 // Developers Console does, and returns the kid assertions signed with it
@@ -80,13 +86,13 @@ func parsePublicJWK(data []byte) (*rsa.PublicKey, error) {
 	if _, ok := members["kid"]; ok {
 		return nil, fmt.Errorf("%w: it has a kid; the console assigns the kid", ErrInvalidJWK)
 	}
-	for _, m := range jwkPrivateMembers {
+	for _, m := range jwkPrivateMembers() {
 		if _, ok := members[m]; ok {
 			return nil, fmt.Errorf("%w: it has the private member %q; register the public key only", ErrInvalidJWK, m)
 		}
 	}
 	for m := range members {
-		if !jwkMembers[m] {
+		if !jwkMember(m) {
 			return nil, fmt.Errorf("%w: unexpected member %q", ErrInvalidJWK, m)
 		}
 	}

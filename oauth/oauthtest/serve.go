@@ -144,26 +144,27 @@ type Request struct {
 }
 
 // secretFields and secretHeaders are shown REDACTED by Request.String.
-var (
-	secretFields  = map[string]bool{"client_secret": true, "client_assertion": true, "access_token": true}
-	secretHeaders = map[string]bool{"Authorization": true, "Cookie": true}
-)
+func secretField(k string) bool {
+	return k == "client_secret" || k == "client_assertion" || k == "access_token"
+}
+
+func secretHeader(k string) bool { return k == "Authorization" || k == "Cookie" }
 
 // String describes r with its secret values REDACTED.
 func (r Request) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s", r.Method, r.Path)
 	if len(r.Query) > 0 {
-		b.WriteString(" query=" + redactValues(r.Query, secretFields))
+		b.WriteString(" query=" + redactValues(r.Query, secretField))
 	}
 	if r.Form != nil {
-		b.WriteString(" form=" + redactValues(r.Form, secretFields))
+		b.WriteString(" form=" + redactValues(r.Form, secretField))
 	}
 	if r.ContentType != "" {
 		fmt.Fprintf(&b, " content-type=%q", r.ContentType)
 	}
 	for _, k := range sortedKeys(r.Header) {
-		if secretHeaders[k] {
+		if secretHeader(k) {
 			fmt.Fprintf(&b, " %s=REDACTED", k)
 		}
 	}
@@ -177,11 +178,11 @@ func (r Request) String() string {
 // Format prints [Request.String] under every verb, %#v included.
 func (r Request) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, r.String()) }
 
-func redactValues(v url.Values, secret map[string]bool) string {
+func redactValues(v url.Values, secret func(string) bool) string {
 	parts := make([]string, 0, len(v))
 	for _, k := range sortedKeys(v) {
 		for _, x := range v[k] {
-			if secret[k] {
+			if secret(k) {
 				x = "REDACTED"
 			}
 			parts = append(parts, k+"="+x)
@@ -254,7 +255,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 
 	s.mu.Lock()
 	s.stats.Requests++
-	if rt, found := routes[hr.URL.Path]; found && rt.kind != 0 && hr.Method == rt.method {
+	if rt, found := routeFor(hr.URL.Path); found && rt.kind != 0 && hr.Method == rt.method {
 		s.stats.IssueRequests[rt.kind]++
 	}
 	f, faulted := s.takeFaultLocked(hr.URL.Path)
