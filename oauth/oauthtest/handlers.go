@@ -81,6 +81,7 @@ type route struct {
 	handle func(s *Server, in *input, now time.Time) response
 }
 
+// routeFor returns the endpoint served at path.
 func routeFor(path string) (route, bool) {
 	switch path {
 	case "/oauth2/v2.1/token":

@@ -144,10 +144,12 @@ type Request struct {
 }
 
 // secretFields and secretHeaders are shown REDACTED by Request.String.
+// secretField reports whether form or query field k holds a secret.
 func secretField(k string) bool {
 	return k == "client_secret" || k == "client_assertion" || k == "access_token"
 }
 
+// secretHeader reports whether header k holds a secret.
 func secretHeader(k string) bool { return k == "Authorization" || k == "Cookie" }
 
 // String describes r with its secret values REDACTED.
