@@ -143,8 +143,8 @@ type Request struct {
 	Fault bool
 }
 
-// secretFields and secretHeaders are shown REDACTED by Request.String.
-// secretField reports whether form or query field k holds a secret.
+// secretField reports whether form or query field k holds a secret
+// (shown REDACTED by Request.String).
 func secretField(k string) bool {
 	return k == "client_secret" || k == "client_assertion" || k == "access_token"
 }
