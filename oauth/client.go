@@ -448,7 +448,8 @@ func decode(op string, data []byte, v any) error {
 func jsonErrorText(err error) string {
 	switch e := err.(type) {
 	case *json.UnmarshalTypeError:
-		return fmt.Sprintf("field %q has JSON type %s, want %s", e.Field, e.Value, e.Type)
+		kind, _, _ := strings.Cut(e.Value, " ") // "number 123": the kind, never the value
+		return fmt.Sprintf("field %q has JSON type %s, want %s", e.Field, kind, e.Type)
 	case *json.SyntaxError:
 		return fmt.Sprintf("syntax error at byte %d", e.Offset)
 	}
