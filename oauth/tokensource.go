@@ -152,7 +152,8 @@ type TokenSource struct {
 	lastErr     error
 	nextRevoke  time.Time // earliest RevokeAfter we know of; zero = none
 	revoking    bool
-	watching    bool // the watcher runs (it starts with the first token)
+	watching    bool    // the watcher runs (it starts with the first token)
+	unrecorded  []Token // issued, but no store Save recorded them
 }
 
 // Phases of a cached token.
@@ -264,9 +265,44 @@ func (ts *TokenSource) Close() error {
 		ts.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
-		err = ts.revokeDue(ctx, ts.private)
+		err = errors.Join(ts.revokeDue(ctx, ts.private), ts.revokeUnrecorded(ctx))
 	})
 	return err
+}
+
+// keepUnrecorded remembers issued tokens no store has recorded.
+func (ts *TokenSource) keepUnrecorded(toks ...Token) {
+	if !ts.revocable() || len(toks) == 0 {
+		return
+	}
+	ts.mu.Lock()
+	ts.unrecorded = append(ts.unrecorded, toks...)
+	ts.mu.Unlock()
+}
+
+// takeUnrecorded returns and forgets the unrecorded tokens.
+func (ts *TokenSource) takeUnrecorded() []Token {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	u := ts.unrecorded
+	ts.unrecorded = nil
+	return u
+}
+
+// revokeUnrecorded revokes, at Close, the issued tokens no store recorded:
+// no other process knows them, so nobody else would.
+func (ts *TokenSource) revokeUnrecorded(ctx context.Context) error {
+	var errs []error
+	now := ts.c.now()
+	for _, u := range ts.takeUnrecorded() {
+		if !now.Before(u.Expiry) {
+			continue
+		}
+		if err := ts.revoke(ctx, u.AccessToken); err != nil && !errors.Is(err, ErrInvalidToken) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // wait is the slow path: join the one refresh in flight, or start it.
@@ -514,8 +550,17 @@ func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string
 			next.Pending = append(next.Pending, PendingRevocation{Token: *prev, RevokeAfter: revokeAfter})
 		}
 	}
+	// Tokens issued earlier while the store could not record them are
+	// recorded now, to be revoked like any replaced token.
+	unrecorded := ts.takeUnrecorded()
+	for _, u := range unrecorded {
+		if ts.revocable() && (e == nil || e.Token == nil || u.AccessToken != e.Token.AccessToken) {
+			next.Pending = append(next.Pending, PendingRevocation{Token: u, RevokeAfter: now.Add(ts.grace)})
+		}
+	}
 	next.Pending = dropExpired(next.Pending, now)
 	if err := ts.store.Save(ctx, ts.key, next, fence); err != nil {
+		ts.keepUnrecorded(unrecorded...)
 		if errors.Is(err, ErrLockLost) {
 			// Another holder took over (our lock outlived its TTL). If it has
 			// saved a usable token, use that and give ours back to LINE now,
@@ -535,9 +580,12 @@ func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string
 			ts.install(tok, nil)
 			return tok, nil
 		}
-		// The token is issued but not recorded: serve it, and say so.
-		ts.logAttrs(slog.LevelError, "oauth: issued token could not be saved to the store",
+		// The token is issued but not recorded: serve it, say so, and keep
+		// it to record (and so revoke) with the next successful save, or
+		// to revoke at Close.
+		ts.logAttrs(slog.LevelError, "oauth: issued token could not be saved to the store; it is kept to record later",
 			slog.String("kind", ts.kind.String()), slog.String("error", err.Error()))
+		ts.keepUnrecorded(*tok)
 		ts.install(tok, nil)
 		return tok, nil
 	}
