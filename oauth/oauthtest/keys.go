@@ -162,9 +162,19 @@ func (c Channel) LogValue() slog.Value { return slog.StringValue(c.String()) }
 // registers its public half. It fails t on any error.
 func (s *Server) NewChannel(t testing.TB) Channel {
 	t.Helper()
-	privateJWK, publicJWK, err := oauth.GenerateAssertionKey()
+	c, err := s.CreateChannel()
 	if err != nil {
 		t.Fatalf("oauthtest: NewChannel: %v", err)
+	}
+	return c
+}
+
+// CreateChannel is [Server.NewChannel] for code outside tests (a demo, a
+// local fake server): it returns its error instead of failing a test.
+func (s *Server) CreateChannel() (Channel, error) {
+	privateJWK, publicJWK, err := oauth.GenerateAssertionKey()
+	if err != nil {
+		return Channel{}, fmt.Errorf("oauthtest: CreateChannel: %w", err)
 	}
 	secret := randomHex(secretBytes)
 	s.mu.Lock()
@@ -173,16 +183,16 @@ func (s *Server) NewChannel(t testing.TB) Channel {
 	s.mu.Unlock()
 	kid, err := s.RegisterKey(id, publicJWK)
 	if err != nil {
-		t.Fatalf("oauthtest: NewChannel: %v", err)
+		return Channel{}, fmt.Errorf("oauthtest: CreateChannel: %w", err)
 	}
 	key, err := oauth.ParseAssertionKey(privateJWK, kid)
 	if err != nil {
-		t.Fatalf("oauthtest: NewChannel: %v", err)
+		return Channel{}, fmt.Errorf("oauthtest: CreateChannel: %w", err)
 	}
 	s.mu.Lock()
 	c.key = key
 	s.mu.Unlock()
-	return Channel{ID: id, Secret: secret, PrivateJWK: privateJWK, KeyID: kid, Key: key}
+	return Channel{ID: id, Secret: secret, PrivateJWK: privateJWK, KeyID: kid, Key: key}, nil
 }
 
 func (s *Server) newChannelIDLocked() string {
