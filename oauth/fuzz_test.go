@@ -376,12 +376,6 @@ var fuzzOps = []string{
 	operationIssueShort, operationVerifyShort, operationRevokeShort, operationIssueStateless,
 }
 
-// fuzzSentinels are every sentinel error of the package.
-var fuzzSentinels = []error{
-	ErrTokenLimitReached, ErrKeyNotRegistered, ErrInvalidCredentials, ErrInvalidToken,
-	ErrRateLimited, ErrInvalidInput, ErrMalformedResponse, ErrLockLost,
-}
-
 // fuzzSays reports whether LINE's text contains what, ignoring case.
 func fuzzSays(what string, texts ...string) bool {
 	for _, s := range texts {

@@ -449,26 +449,30 @@ func (ts *TokenSource) refresh() (*Token, error) {
 	start := ts.c.now()
 	tok, issued, err := ts.refreshLocked(ctx)
 	now := ts.c.now()
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
 	if err != nil {
 		if ts.ctx.Err() != nil {
 			return nil, ErrClosed
 		}
+		ts.mu.Lock()
 		ts.failures++
-		wait := min(failureBackoffMin<<min(ts.failures-1, 16), failureBackoffMax)
+		failures := ts.failures
+		wait := min(failureBackoffMin<<min(failures-1, 16), failureBackoffMax)
 		ts.nextAttempt = now.Add(wait)
 		ts.lastErr = fmt.Errorf("oauth: refreshing %s token: %w", ts.kind, err)
-		attrs := []slog.Attr{slog.String("kind", ts.kind.String()), slog.Int("failures", ts.failures),
+		lastErr := ts.lastErr
+		ts.mu.Unlock()
+		attrs := []slog.Attr{slog.String("kind", ts.kind.String()), slog.Int("failures", failures),
 			slog.Duration("next_attempt_in", wait), slog.String("error", err.Error())}
 		if c := ts.cur.Load(); c != nil && c.phase.Load() != phaseExpired {
 			attrs = append(attrs, slog.Time("serving_until", c.expireAt))
 		}
-		ts.logAttrsLocked(slog.LevelError, "oauth: token refresh failed", attrs...)
-		return nil, ts.lastErr
+		ts.logAttrs(slog.LevelError, "oauth: token refresh failed", attrs...)
+		return nil, lastErr
 	}
+	ts.mu.Lock()
 	ts.failures, ts.lastErr, ts.nextAttempt = 0, nil, time.Time{}
-	ts.logAttrsLocked(slog.LevelInfo, "oauth: token refreshed", slog.String("kind", ts.kind.String()),
+	ts.mu.Unlock()
+	ts.logAttrs(slog.LevelInfo, "oauth: token refreshed", slog.String("kind", ts.kind.String()),
 		slog.Bool("issued", issued), slog.String("key_id", tok.KeyID), slog.Time("expiry", tok.Expiry),
 		slog.Duration("took", now.Sub(start)))
 	return tok, nil
@@ -749,12 +753,9 @@ func storeError(op string, err error) error {
 	return fmt.Errorf("oauth: token store unreachable (%s): %w", op, err)
 }
 
+// logAttrs logs through TokenSourceOptions.Logger, if any; never under ts.mu.
 func (ts *TokenSource) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
 	if ts.log != nil {
 		ts.log.LogAttrs(context.Background(), level, msg, attrs...)
 	}
-}
-
-func (ts *TokenSource) logAttrsLocked(level slog.Level, msg string, attrs ...slog.Attr) {
-	ts.logAttrs(level, msg, attrs...)
 }

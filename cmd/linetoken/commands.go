@@ -26,10 +26,9 @@ const (
 )
 
 const (
-	// defaultLifetime of an issued v2.1 token: a day, not LINE's 30-day
-	// maximum, so a token issued by hand and forgotten frees its slot soon.
-	defaultLifetime = 24 * time.Hour
-	// defaultLifetimeFlag is defaultLifetime as the flag shows it.
+	// defaultLifetimeFlag is the default lifetime of an issued v2.1 token:
+	// a day, not LINE's 30-day maximum, so a token issued by hand and
+	// forgotten frees its slot soon.
 	defaultLifetimeFlag = "24h"
 	// defaultKeyFile is where keygen writes the private key.
 	defaultKeyFile = "linetoken-private.jwk"

@@ -56,7 +56,6 @@ func TestNoSecretPrinted(t *testing.T) {
 		env   map[string]string
 		stdin string
 		args  []string
-		token string // the one token this run may print
 	}
 	var runs []run
 	for _, env := range []map[string]string{f.env, pemEnv, jwkEnv, fileEnv, down, wrongSecret, keyInFileVar, keyInFileVarPEM, badKeyID, brokenKey} {

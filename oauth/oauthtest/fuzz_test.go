@@ -116,7 +116,7 @@ func newFuzzFake(tb testing.TB) *fuzzFake {
 // fuzzNow, one known token of each revocable kind, empty logs, no faults.
 func (ff *fuzzFake) reset() {
 	s := ff.Server
-	s.offset.Store(int64(fuzzNow.Sub(time.Now())))
+	s.offset.Store(int64(time.Until(fuzzNow)))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.channels[fuzzChannelID]
