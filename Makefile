@@ -5,12 +5,12 @@ UPSTREAM   ?= ../shared/upstream/channel-access-token.yml
 CODEGEN    := $(GO) run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen
 SPEC       := api/channel-access-token.yml
 
-.PHONY: all test generate check-generate spec-diff vet race bench-check examples-check bench fmt-check demo
+.PHONY: all test generate check-generate spec-diff vet race load bench-check examples-check bench fmt-check demo
 
 all: test
 
-## test: generate drift check, spec diff, gofmt, vet, race tests, the bench and examples modules, a short fuzz of every target
-test: check-generate spec-diff fmt-check vet race bench-check examples-check fuzz-smoke
+## test: generate drift check, spec diff, gofmt, vet, race tests, the full-size load test, the bench and examples modules, a short fuzz of every target
+test: check-generate spec-diff fmt-check vet race load bench-check examples-check fuzz-smoke
 
 ## generate: regenerate gen/ from the spec
 generate:
@@ -38,13 +38,17 @@ vet:
 race:
 	$(GO) test -race -count=1 ./...
 
+## load: the load test at full size (10,000 Token callers); under -race (make race) it runs scaled down
+load:
+	$(GO) test -count=1 -run '^TestLoad' -v ./oauth/
+
 ## demo: the whole token lifecycle against the in-process fake (offline, seconds)
 demo:
 	$(GO) run ./cmd/linetoken demo
 
 ## bench-check: the bench module builds, vets and its clients agree (no timing)
 bench-check:
-	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 
 ## examples-check: the examples module (line-bot-sdk-go over oauth.Transport) builds, vets and passes
 examples-check:
