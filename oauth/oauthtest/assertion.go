@@ -33,9 +33,20 @@ type assertion struct {
 // key's channel; aud exactly "https://api.line.me/"; exp a JSON integer
 // in (now, now+30min]; token_exp, when present (required for v2.1 issue),
 // a JSON integer in [1, 2592000].
+//
+// An unregistered kid is 404 on every endpoint (documented). Any other
+// failure is 400: on the stateless endpoint LINE's one documented answer,
+// invalid_request "Invalid 'client_credentials'."; elsewhere
+// invalid_client with a description saying what is wrong (doc.go lists
+// which descriptions LINE documents and which are this fake's choice).
 func (s *Server) checkAssertion(raw string, use assertionUse, now time.Time) (assertion, *response) {
 	invalid := func(desc string) (assertion, *response) {
 		r := oauthError(http.StatusBadRequest, codeInvalidClient, desc)
+		if use == useStateless {
+			// LINE documents this body for the stateless endpoint
+			// whatever the form, and no invalid_client there.
+			r = badRequest(descBadCredentials)
+		}
 		return assertion{}, &r
 	}
 	parts := strings.Split(raw, ".")
@@ -86,6 +97,8 @@ func (s *Server) checkAssertion(raw string, use assertionUse, now time.Time) (as
 	iss, _ := claims["iss"].(string)
 	sub, _ := claims["sub"].(string)
 	if iss != key.channelID || sub != key.channelID {
+		// LINE documents this text for v2.1 issue; the key-ID list
+		// reuses it (a choice: LINE documents only "Invalid exp" there).
 		return invalid(descIssMismatch)
 	}
 	if aud, _ := claims["aud"].(string); aud != assertionAudience {
@@ -94,9 +107,10 @@ func (s *Server) checkAssertion(raw string, use assertionUse, now time.Time) (as
 	exp, ok := intClaim(claims, "exp")
 	if !ok || exp <= now.Unix() || exp > now.Add(maxAssertionAhead).Unix() {
 		if use == useKeyIDs {
-			return invalid("Invalid exp")
+			return invalid(descInvalidExp)
 		}
-		// LINE documents this text for a bad or expired assertion on issue.
+		// LINE documents this text for a bad or expired assertion on
+		// v2.1 issue (the stateless endpoint answers its own text).
 		return invalid(descIssMismatch)
 	}
 	var a assertion

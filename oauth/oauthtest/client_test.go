@@ -2,6 +2,8 @@ package oauthtest
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,10 +13,15 @@ import (
 	"testing"
 	"time"
 
+	jwt "github.com/golang-jwt/jwt/v5"
+
 	"github.com/linetoken/linetoken/oauth"
 )
 
-// These tests drive the fake through the real oauth.Client.
+// This file is the client suite of the first issue, run against this fake
+// instead of a hand-written server: it drives all eight operations through
+// the real oauth.Client. TestClientWireFormat mirrors oauth/wire_test.go
+// TestWireFormat, reading what the client sent from the fake's request log.
 
 func TestV21IssueVerifyRevoke(t *testing.T) {
 	srv := newServer(t)
@@ -292,6 +299,42 @@ func TestV21RevokeMalformedAndUnknown(t *testing.T) {
 	}
 }
 
+func TestV21RevokeExpiredToken(t *testing.T) {
+	// An expired token is left alone: 200, nothing revoked, and verify
+	// still reports it expired (a revoked token would be "invalid").
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	c := srv.Client(t, ch.ID)
+	ctx := context.Background()
+	tok, err := c.IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(time.Hour)
+	before := srv.Stats()
+	if err := c.RevokeToken(ctx, tok.AccessToken); err != nil {
+		t.Fatalf("revoke of an expired token: %v", err)
+	}
+	if req, _ := srv.LastRequest(); req.Path != "/oauth2/v2.1/revoke" || req.Status != http.StatusOK {
+		t.Errorf("revoke answered %v, want 200", req)
+	}
+	after := srv.Stats()
+	if after.Revoked[KindV21] != before.Revoked[KindV21] || after.Issued[KindV21] != before.Issued[KindV21] {
+		t.Errorf("stats before %+v, after %+v: want no change", before, after)
+	}
+	_, err = c.VerifyToken(ctx, tok.AccessToken)
+	ae := wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidToken)
+	if ae.Description != "The access token expired" {
+		t.Errorf("verify after revoking the expired token: %v, want \"The access token expired\"", err)
+	}
+	if n := srv.ActiveTokens(ch.ID); n != 0 {
+		t.Errorf("ActiveTokens = %d, want 0", n)
+	}
+	if kids, err := c.ValidKeyIDs(ctx); err != nil || len(kids) != 0 {
+		t.Errorf("kids = %v, %v; want none", kids, err)
+	}
+}
+
 func TestV21VerifyNotJWSOrUnknown(t *testing.T) {
 	srv := newServer(t)
 	ch := srv.NewChannel(t)
@@ -361,10 +404,17 @@ func TestKidOfAnotherChannel(t *testing.T) {
 		t.Errorf("IssueToken: %v", err)
 	}
 	_, err = c.ValidKeyIDs(ctx)
-	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	ae = wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if ae.Code != "invalid_client" || ae.Description != "iss and clientId of key do not match" {
+		t.Errorf("ValidKeyIDs: %v", err)
+	}
+	// The stateless endpoint answers its one documented 400.
 	_, err = c.IssueStatelessToken(ctx)
-	wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
-	if srv.ActiveTokens(a.ID)+srv.ActiveTokens(b.ID) != 0 {
+	ae = wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if ae.Code != "invalid_request" || ae.Description != "Invalid 'client_credentials'." {
+		t.Errorf("IssueStatelessToken: %v", err)
+	}
+	if srv.ActiveTokens(a.ID)+srv.ActiveTokens(b.ID) != 0 || srv.IssueCount(KindStateless) != 0 {
 		t.Error("a token was issued")
 	}
 }
@@ -387,6 +437,11 @@ func TestAssertionSignedInThePast(t *testing.T) {
 	ae = wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
 	if ae.Description != "Invalid exp" {
 		t.Errorf("ValidKeyIDs: %v", err)
+	}
+	_, err = c.IssueStatelessToken(ctx)
+	ae = wantAPIError(t, err, http.StatusBadRequest, oauth.ErrInvalidCredentials)
+	if ae.Code != "invalid_request" || ae.Description != "Invalid 'client_credentials'." {
+		t.Errorf("IssueStatelessToken: %v", err)
 	}
 	// A client on real time against an advanced server: the same.
 	srv.Advance(time.Hour)
@@ -772,6 +827,207 @@ func TestClientRequestsAreLogged(t *testing.T) {
 	srv.ResetRequests()
 	if n := len(srv.Requests()); n != 0 {
 		t.Errorf("after reset: %d", n)
+	}
+}
+
+// TestClientWireFormat mirrors oauth/wire_test.go TestWireFormat against
+// the fake: for every operation (stateless in both forms) it reads from
+// the fake's request log what the real client sent, and checks the method,
+// path and Content-Type, the exact set of form or query fields (each sent
+// once) and their values, no body on a GET and no query on a POST, no
+// Authorization header, linetoken's User-Agent, and for the JWT forms an
+// assertion with exactly LINE's header and claims.
+func TestClientWireFormat(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	ctx := context.Background()
+	c := srv.Client(t, ch.ID)
+	bySecret := clientFor(t, srv, ch, func(cfg *oauth.Config) { cfg.Key = nil })
+	v21, err := c.IssueToken(ctx, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := c.IssueShortLivedToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		jwtBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+		formType  = "application/x-www-form-urlencoded"
+	)
+	jwtForm := []string{"grant_type", "client_assertion_type", "client_assertion"}
+	jwtValues := map[string]string{"grant_type": "client_credentials", "client_assertion_type": jwtBearer}
+	secretForm := []string{"grant_type", "client_id", "client_secret"}
+	secretValues := map[string]string{"grant_type": "client_credentials", "client_id": ch.ID, "client_secret": ch.Secret}
+	ops := []struct {
+		name         string
+		call         func() error
+		method, path string
+		fields       []string // exact form fields of a POST, query fields of a GET
+		values       map[string]string
+		assertion    bool  // client_assertion holds a JWT to check
+		tokenExp     int64 // its token_exp claim; 0: none
+	}{
+		{
+			name: "IssueToken", call: func() error { _, err := c.IssueToken(ctx, 0); return err },
+			method: http.MethodPost, path: "/oauth2/v2.1/token",
+			fields: jwtForm, values: jwtValues, assertion: true, tokenExp: 2592000,
+		},
+		{
+			name: "VerifyToken", call: func() error { _, err := c.VerifyToken(ctx, v21.AccessToken); return err },
+			method: http.MethodGet, path: "/oauth2/v2.1/verify",
+			fields: []string{"access_token"}, values: map[string]string{"access_token": v21.AccessToken},
+		},
+		{
+			name: "RevokeToken", call: func() error { return c.RevokeToken(ctx, v21.AccessToken) },
+			method: http.MethodPost, path: "/oauth2/v2.1/revoke",
+			fields: []string{"client_id", "client_secret", "access_token"},
+			values: map[string]string{"client_id": ch.ID, "client_secret": ch.Secret, "access_token": v21.AccessToken},
+		},
+		{
+			name: "ValidKeyIDs", call: func() error { _, err := c.ValidKeyIDs(ctx); return err },
+			method: http.MethodGet, path: "/oauth2/v2.1/tokens/kid",
+			fields: []string{"client_assertion_type", "client_assertion"},
+			values: map[string]string{"client_assertion_type": jwtBearer}, assertion: true,
+		},
+		{
+			name: "IssueShortLivedToken", call: func() error { _, err := c.IssueShortLivedToken(ctx); return err },
+			method: http.MethodPost, path: "/v2/oauth/accessToken",
+			fields: secretForm, values: secretValues,
+		},
+		{
+			name: "VerifyShortLivedToken", call: func() error { _, err := c.VerifyShortLivedToken(ctx, short.AccessToken); return err },
+			method: http.MethodPost, path: "/v2/oauth/verify",
+			fields: []string{"access_token"}, values: map[string]string{"access_token": short.AccessToken},
+		},
+		{
+			name: "RevokeShortLivedToken", call: func() error { return c.RevokeShortLivedToken(ctx, short.AccessToken) },
+			method: http.MethodPost, path: "/v2/oauth/revoke",
+			fields: []string{"access_token"}, values: map[string]string{"access_token": short.AccessToken},
+		},
+		{
+			name: "IssueStatelessToken/jwt", call: func() error { _, err := c.IssueStatelessToken(ctx); return err },
+			method: http.MethodPost, path: "/oauth2/v3/token",
+			fields: jwtForm, values: jwtValues, assertion: true,
+		},
+		{
+			name: "IssueStatelessToken/secret", call: func() error { _, err := bySecret.IssueStatelessToken(ctx); return err },
+			method: http.MethodPost, path: "/oauth2/v3/token",
+			fields: secretForm, values: secretValues,
+		},
+	}
+	for _, tc := range ops {
+		t.Run(tc.name, func(t *testing.T) {
+			srv.ResetRequests()
+			if err := tc.call(); err != nil {
+				t.Fatalf("call: %v", err)
+			}
+			reqs := srv.Requests()
+			if len(reqs) != 1 {
+				t.Fatalf("sent %d requests, want 1", len(reqs))
+			}
+			r := reqs[0]
+			if r.Method != tc.method || r.Path != tc.path {
+				t.Errorf("request = %s %s, want %s %s", r.Method, r.Path, tc.method, tc.path)
+			}
+			if r.Status != http.StatusOK || r.Fault {
+				t.Errorf("answered %d (fault %t), want 200", r.Status, r.Fault)
+			}
+			if _, sent := r.Header["Authorization"]; sent {
+				t.Errorf("Authorization header sent: token endpoints take none")
+			}
+			if ua := r.Header.Get("User-Agent"); !strings.HasPrefix(ua, "linetoken/") {
+				t.Errorf("User-Agent = %q, want linetoken's", ua)
+			}
+			fields := r.Form
+			if tc.method == http.MethodGet {
+				if r.Form != nil || r.ContentType != "" {
+					t.Errorf("GET carries a body (form %v) or content type %q", sortedKeys(r.Form), r.ContentType)
+				}
+				fields = r.Query
+			} else {
+				if r.ContentType != formType {
+					t.Errorf("Content-Type = %q, want %s", r.ContentType, formType)
+				}
+				if len(r.Query) != 0 {
+					t.Errorf("POST carries query fields %v", sortedKeys(r.Query))
+				}
+			}
+			want := slices.Sorted(slices.Values(tc.fields))
+			if got := sortedKeys(fields); !slices.Equal(got, want) {
+				t.Errorf("fields = %v, want exactly %v", got, want)
+			}
+			for k, vs := range fields {
+				if len(vs) != 1 {
+					t.Errorf("field %s sent %d times", k, len(vs))
+				}
+			}
+			for k, v := range tc.values {
+				if got := fields.Get(k); got != v {
+					t.Errorf("field %s = %q, want %q", k, got, v)
+				}
+			}
+			if tc.assertion {
+				checkClientAssertion(t, fields.Get("client_assertion"), ch, tc.tokenExp, r.Time)
+			}
+		})
+	}
+}
+
+// checkClientAssertion checks a client assertion as LINE defines it: an
+// RS256 signature by the channel's key; header exactly alg RS256, typ JWT
+// and the key's kid; claims exactly iss = sub = the channel, aud
+// "https://api.line.me/" and exp a JSON integer in (now, now+30min], plus
+// token_exp = tokenExp when tokenExp > 0.
+func checkClientAssertion(t *testing.T, raw string, ch Channel, tokenExp int64, now time.Time) {
+	t.Helper()
+	if _, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256"}), jwt.WithoutClaimsValidation()).
+		Parse(raw, func(*jwt.Token) (any, error) { return &ch.Key.PrivateKey.PublicKey, nil }); err != nil {
+		t.Fatalf("assertion does not verify: %v", err)
+	}
+	parts := strings.Split(raw, ".")
+	decode := func(seg string) map[string]any {
+		b, err := base64.RawURLEncoding.DecodeString(seg)
+		if err != nil {
+			t.Fatalf("segment is not base64url: %v", err)
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("segment is not a JSON object: %v", err)
+		}
+		return m
+	}
+	hdr, claims := decode(parts[0]), decode(parts[1])
+	if len(hdr) != 3 || hdr["alg"] != "RS256" || hdr["typ"] != "JWT" || hdr["kid"] != ch.KeyID {
+		t.Errorf("header = %v, want exactly alg RS256, typ JWT, kid %s", hdr, ch.KeyID)
+	}
+	want := []string{"aud", "exp", "iss", "sub"}
+	if tokenExp > 0 {
+		want = append(want, "token_exp")
+	}
+	if got := sortedKeys(claims); !slices.Equal(got, want) {
+		t.Errorf("claims = %v, want exactly %v", got, want)
+	}
+	if claims["iss"] != ch.ID || claims["sub"] != ch.ID || claims["aud"] != "https://api.line.me/" {
+		t.Errorf("claims = %v, want iss = sub = %s, aud https://api.line.me/", claims, ch.ID)
+	}
+	integer := func(name string) int64 {
+		n, isNum := claims[name].(json.Number)
+		v, err := n.Int64()
+		if !isNum || err != nil {
+			t.Fatalf("%s = %#v, want a JSON integer", name, claims[name])
+		}
+		return v
+	}
+	if exp := integer("exp"); exp <= now.Unix() || exp > now.Add(30*time.Minute).Unix() {
+		t.Errorf("exp = %d, want in (%d, %d]", exp, now.Unix(), now.Add(30*time.Minute).Unix())
+	}
+	if tokenExp > 0 {
+		if got := integer("token_exp"); got != tokenExp {
+			t.Errorf("token_exp = %d, want %d", got, tokenExp)
+		}
 	}
 }
 

@@ -224,7 +224,9 @@ func fuzzLineRules(pub *rsa.PublicKey, raw string, use assertionUse, now time.Ti
 // the registered key (sign true, to get past the signature): it accepts
 // exactly what LINE's rules accept (fuzzLineRules), with the channel and
 // token_exp of the claims, and refuses everything else with LINE's error
-// shapes (400 invalid_client, or 404 for an unknown kid).
+// shapes (400 invalid_client, or on the stateless endpoint 400
+// invalid_request "Invalid 'client_credentials'.", or 404 for an unknown
+// kid).
 func FuzzAssertion(f *testing.F) {
 	key := fuzzKey(f)
 	now := fuzzNow.Unix()
@@ -311,6 +313,11 @@ func FuzzAssertion(f *testing.F) {
 			}
 			if kidOK {
 				t.Fatalf("404 for the registered kid: %q", raw)
+			}
+		case resp.status == http.StatusBadRequest && use == useStateless:
+			// LINE documents one 400 for the stateless endpoint.
+			if body.Error != codeInvalidRequest || body.ErrorDescription != descBadCredentials || body.Message != "" {
+				t.Fatalf("stateless 400 body %+v, want invalid_request %q", body, descBadCredentials)
 			}
 		case resp.status == http.StatusBadRequest:
 			if body.Error != codeInvalidClient || body.ErrorDescription == "" || body.Message != "" {

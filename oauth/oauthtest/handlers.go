@@ -27,8 +27,8 @@ const (
 	codeInvalidRequest  = "invalid_request"
 	msgKeyNotFound      = "Cannot find channel key that satisfies the conditions"
 	msgTokenLimit       = "The maximum number of access tokens has already been issued"
-	msgTooManyRequests  = "Too many requests"
 	descIssMismatch     = "iss and clientId of key do not match"
+	descInvalidExp      = "Invalid exp"
 	descNotJWS          = "The access token not JWS"
 	descMalformed       = "The access token malformed"
 	descExpired         = "The access token expired"
@@ -37,10 +37,17 @@ const (
 	descBadClientID     = "invalid client_id"
 	descBadClientSecret = "invalid client_secret"
 	descBadCredentials  = "Invalid 'client_credentials'."
-	// descBadParams is the spec's example text for a request whose fields
-	// are missing, extra or invalid.
-	descBadParams    = "some parameters missed or invalid"
-	descBadAssertion = "Invalid client_assertion"
+	// descBadParams is the upstream spec's example text for a request
+	// whose fields are missing, extra or invalid.
+	descBadParams = "some parameters missed or invalid"
+)
+
+// Texts LINE documents nothing for: this fake's choices (doc.go, "Choices
+// where LINE documents nothing").
+const (
+	// msgTooManyRequests: LINE documents the 429, not its body.
+	msgTooManyRequests = "Too many requests"
+	descBadAssertion   = "Invalid client_assertion"
 )
 
 // response is what an endpoint answers.
@@ -120,11 +127,14 @@ func (s *Server) dispatch(hr *http.Request, form url.Values, formErr error, now 
 		r.header = http.Header{"Allow": {rt.method}}
 		return r
 	}
-	if hr.Header.Get(headerRetryKey) != "" {
-		return badRequest(headerRetryKey + " is not supported by this endpoint")
-	}
+	// The short-lived rate limit counts every request the endpoint
+	// answers with its method, refused ones included, so it comes before
+	// every check of the request itself.
 	if rt.kind == KindShortLived && s.rateLimited(now) {
 		return messageError(http.StatusTooManyRequests, msgTooManyRequests)
+	}
+	if hr.Header.Get(headerRetryKey) != "" {
+		return badRequest(headerRetryKey + " is not supported by this endpoint")
 	}
 	in := &input{}
 	if rt.method == http.MethodPost {

@@ -100,8 +100,9 @@ type options struct {
 
 // WithShortLivedRateLimit makes the short-lived issue endpoint answer 429
 // {"message":"Too many requests"} past n requests per second of the
-// server's clock, counted over all channels (LINE's limit is 370). n <= 0
-// means no limit, the default.
+// server's clock, counted over all channels and whatever their answer,
+// refused requests included (LINE's limit is 370). n <= 0 means no limit,
+// the default.
 func WithShortLivedRateLimit(n int) Option {
 	return func(o *options) { o.shortLivedPerSecond = n }
 }

@@ -16,6 +16,9 @@ import (
 const (
 	badParams = `{"error":"invalid_request","error_description":"some parameters missed or invalid"}`
 	badCT     = `{"error":"invalid_request","error_description":"Content-Type must be application/x-www-form-urlencoded"}`
+	// badStatelessCredentials is LINE's one documented 400 of the
+	// stateless endpoint, by secret or by JWT.
+	badStatelessCredentials = `{"error":"invalid_request","error_description":"Invalid 'client_credentials'."}`
 )
 
 // validForms returns a valid request form for every POST endpoint.
@@ -341,6 +344,20 @@ func TestWireAssertionClaims(t *testing.T) {
 			} else {
 				w.wantError(t, tc.status, kids)
 			}
+			// Stateless by JWT: the same 404, and for any other refusal
+			// the endpoint's one documented 400, never invalid_client.
+			// token_exp is optional there, as on the key-ID list.
+			w = postForm(t, srv, "/oauth2/v3/token", assertionForm(a))
+			switch {
+			case tc.status == 200 || tc.kids == "ok":
+				if w.status != 200 {
+					t.Fatalf("stateless: %d %s", w.status, w.body)
+				}
+			case tc.status == 404:
+				w.wantError(t, 404, notFound)
+			default:
+				w.wantError(t, 400, badStatelessCredentials)
+			}
 		})
 	}
 	// A bad or malformed assertion string.
@@ -351,5 +368,182 @@ func TestWireAssertionClaims(t *testing.T) {
 		"e30.e30.e30":         "Invalid alg",
 	} {
 		postForm(t, srv, "/oauth2/v2.1/token", assertionForm(a)).wantError(t, 400, invalid(desc))
+		postForm(t, srv, "/oauth2/v3/token", assertionForm(a)).wantError(t, 400, badStatelessCredentials)
+	}
+}
+
+// TestWireCacheControlAndRequestID checks that every answer of every
+// endpoint, success or error, carries Cache-Control: no-store and an
+// X-Line-Request-Id, and that an injected fault's answer carries neither.
+func TestWireCacheControlAndRequestID(t *testing.T) {
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	limited := newServer(t, WithShortLivedRateLimit(1))
+	lch := limited.NewChannel(t)
+	forms := validForms(t, srv, ch)
+	h, c := goodAssertion(srv, ch)
+	delete(c, "token_exp")
+	kidsAssertion := signJWT(t, h, c, ch.Key.PrivateKey)
+	v21 := postForm(t, srv, "/oauth2/v2.1/token", forms["/oauth2/v2.1/token"]).json(t)["access_token"].(string)
+	secretForm := func(id, secret string) url.Values {
+		return url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}
+	}
+	shortForm := secretForm(lch.ID, lch.Secret)
+	retryKey := http.Header{"X-Line-Retry-Key": {"123e4567-e89b-12d3-a456-426614174000"}}
+	const ct = "application/x-www-form-urlencoded"
+	for _, tc := range []struct {
+		name   string
+		send   func() wire
+		status int
+	}{
+		{"v2.1 issue", func() wire {
+			// A fresh assertion: the valid form's was used above.
+			h, c := goodAssertion(srv, ch)
+			return postForm(t, srv, "/oauth2/v2.1/token", assertionForm(signJWT(t, h, c, ch.Key.PrivateKey)))
+		}, 200},
+		{"v2.1 issue, bad assertion", func() wire { return postForm(t, srv, "/oauth2/v2.1/token", assertionForm("x")) }, 400},
+		{"v2.1 issue, kid unknown", func() wire {
+			h, c := goodAssertion(srv, ch)
+			h["kid"] = "nope"
+			return postForm(t, srv, "/oauth2/v2.1/token", assertionForm(signJWT(t, h, c, ch.Key.PrivateKey)))
+		}, 404},
+		{"key IDs", func() wire {
+			return get(t, srv, "/oauth2/v2.1/tokens/kid", url.Values{
+				"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion":      {kidsAssertion},
+			})
+		}, 200},
+		{"key IDs, missing field", func() wire { return get(t, srv, "/oauth2/v2.1/tokens/kid", url.Values{}) }, 400},
+		{"v2.1 verify", func() wire { return get(t, srv, "/oauth2/v2.1/verify", url.Values{"access_token": {v21}}) }, 200},
+		{"v2.1 verify, not JWS", func() wire { return get(t, srv, "/oauth2/v2.1/verify", url.Values{"access_token": {"a.b"}}) }, 400},
+		{"v2.1 revoke", func() wire { return postForm(t, srv, "/oauth2/v2.1/revoke", forms["/oauth2/v2.1/revoke"]) }, 200},
+		{"v2.1 revoke, wrong secret", func() wire {
+			f := cloneValues(forms["/oauth2/v2.1/revoke"])
+			f.Set("client_secret", "wrong")
+			return postForm(t, srv, "/oauth2/v2.1/revoke", f)
+		}, 400},
+		{"short-lived issue", func() wire { return postForm(t, limited, "/v2/oauth/accessToken", shortForm) }, 200},
+		{"short-lived issue, rate limited", func() wire { return postForm(t, limited, "/v2/oauth/accessToken", shortForm) }, 429},
+		{"short-lived issue, wrong secret", func() wire {
+			return postForm(t, srv, "/v2/oauth/accessToken", secretForm(ch.ID, "wrong"))
+		}, 400},
+		{"v2 verify", func() wire { return postForm(t, srv, "/v2/oauth/verify", forms["/v2/oauth/verify"]) }, 200},
+		{"v2 verify, malformed", func() wire {
+			return postForm(t, srv, "/v2/oauth/verify", url.Values{"access_token": {"not a token!"}})
+		}, 400},
+		{"v2 revoke", func() wire { return postForm(t, srv, "/v2/oauth/revoke", forms["/v2/oauth/revoke"]) }, 200},
+		{"v2 revoke, malformed", func() wire {
+			return postForm(t, srv, "/v2/oauth/revoke", url.Values{"access_token": {"not a token!"}})
+		}, 400},
+		{"stateless by secret", func() wire { return postForm(t, srv, "/oauth2/v3/token", secretForm(ch.ID, ch.Secret)) }, 200},
+		{"stateless by secret, wrong secret", func() wire {
+			return postForm(t, srv, "/oauth2/v3/token", secretForm(ch.ID, "wrong"))
+		}, 400},
+		{"stateless by JWT", func() wire {
+			return postForm(t, srv, "/oauth2/v3/token", assertionForm(kidsAssertion))
+		}, 200},
+		{"stateless by JWT, bad assertion", func() wire { return postForm(t, srv, "/oauth2/v3/token", assertionForm("x")) }, 400},
+		{"wrong Content-Type", func() wire {
+			return do(t, srv, "POST", "/v2/oauth/verify", "text/plain", forms["/v2/oauth/verify"].Encode(), nil)
+		}, 400},
+		{"X-Line-Retry-Key", func() wire {
+			return do(t, srv, "POST", "/v2/oauth/verify", ct, forms["/v2/oauth/verify"].Encode(), retryKey)
+		}, 400},
+		{"unknown path", func() wire { return do(t, srv, "POST", "/nowhere", ct, "", nil) }, 404},
+		{"wrong method", func() wire { return do(t, srv, "GET", "/v2/oauth/verify", "", "", nil) }, 405},
+		{"body too large", func() wire {
+			return do(t, srv, "POST", "/v2/oauth/verify", ct, "access_token="+strings.Repeat("A", 64<<10), nil)
+		}, 413},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := tc.send()
+			if w.status != tc.status {
+				t.Fatalf("status = %d, want %d (body %s)", w.status, tc.status, w.body)
+			}
+			if got := w.header.Values("Cache-Control"); len(got) != 1 || got[0] != "no-store" {
+				t.Errorf("Cache-Control = %q, want exactly no-store", got)
+			}
+			if id := w.header.Get("X-Line-Request-Id"); !requestIDs.MatchString(id) {
+				t.Errorf("X-Line-Request-Id = %q, want 32 hex digits", id)
+			}
+		})
+	}
+
+	// An injected fault answers exactly what it says.
+	srv.FailNext(1, http.StatusInternalServerError, `{"message":"Internal Server Error"}`)
+	w := postForm(t, srv, "/v2/oauth/verify", forms["/v2/oauth/verify"])
+	if w.status != 500 || w.header.Get("Cache-Control") != "" || w.header.Get("X-Line-Request-Id") != "" {
+		t.Errorf("fault: %d, Cache-Control %q, X-Line-Request-Id %q; want 500 and neither header",
+			w.status, w.header.Get("Cache-Control"), w.header.Get("X-Line-Request-Id"))
+	}
+	srv.InjectFault(1, Fault{Status: 503, Body: `{}`, Header: http.Header{"Cache-Control": {"max-age=60"}}})
+	w = postForm(t, srv, "/v2/oauth/verify", forms["/v2/oauth/verify"])
+	if got := w.header.Values("Cache-Control"); w.status != 503 || len(got) != 1 || got[0] != "max-age=60" {
+		t.Errorf("fault with its own Cache-Control: %d %q", w.status, got)
+	}
+}
+
+// TestWireShortLivedRateLimitCountsRefusedRequests checks that every
+// POST to the short-lived issue endpoint counts toward the rate limit,
+// whatever its answer (doc.go, "Choices where LINE documents nothing"),
+// and that other endpoints, other methods and faults do not.
+func TestWireShortLivedRateLimitCountsRefusedRequests(t *testing.T) {
+	const path = "/v2/oauth/accessToken"
+	srv := newServer(t, WithShortLivedRateLimit(5))
+	ch := srv.NewChannel(t)
+	good := url.Values{"grant_type": {"client_credentials"}, "client_id": {ch.ID}, "client_secret": {ch.Secret}}
+	wrongSecret := cloneValues(good)
+	wrongSecret.Set("client_secret", "wrong")
+	missing := cloneValues(good)
+	missing.Del("grant_type")
+	const ct = "application/x-www-form-urlencoded"
+	const tooMany = `{"message":"Too many requests"}`
+	retryKey := http.Header{"X-Line-Retry-Key": {"123e4567-e89b-12d3-a456-426614174000"}}
+
+	// Neither a fault's answer, nor a wrong method, nor another endpoint
+	// counts.
+	for range 3 {
+		do(t, srv, "GET", path, "", "", nil).wantError(t, http.StatusMethodNotAllowed, `{"message":"Method Not Allowed"}`)
+	}
+	srv.FailNext(3, http.StatusInternalServerError, `{"message":"Internal Server Error"}`)
+	for range 3 {
+		if w := postForm(t, srv, path, good); w.status != 500 {
+			t.Fatalf("fault: %d %s", w.status, w.body)
+		}
+	}
+	for range 3 {
+		if w := postForm(t, srv, "/oauth2/v3/token", good); w.status != 200 {
+			t.Fatalf("stateless: %d %s", w.status, w.body)
+		}
+	}
+
+	// Five refused requests use up the second...
+	postForm(t, srv, path, wrongSecret).wantError(t, 400,
+		`{"error":"invalid_client","error_description":"invalid client_secret"}`)
+	postForm(t, srv, path, missing).wantError(t, 400, badParams)
+	do(t, srv, "POST", path, "text/plain", good.Encode(), nil).wantError(t, 400, badCT)
+	do(t, srv, "POST", path, ct, good.Encode(), retryKey).wantError(t, 400,
+		`{"error":"invalid_request","error_description":"X-Line-Retry-Key is not supported by this endpoint"}`)
+	postForm(t, srv, path, wrongSecret).wantError(t, 400,
+		`{"error":"invalid_client","error_description":"invalid client_secret"}`)
+	// ...so a valid one is refused, and so is every request after it.
+	postForm(t, srv, path, good).wantError(t, http.StatusTooManyRequests, tooMany)
+	do(t, srv, "POST", path, ct, good.Encode(), retryKey).wantError(t, http.StatusTooManyRequests, tooMany)
+	if n := srv.IssueCount(KindShortLived); n != 0 {
+		t.Errorf("IssueCount = %d, want 0", n)
+	}
+
+	// A second later the window is new.
+	srv.Advance(time.Second)
+	if w := postForm(t, srv, path, good); w.status != 200 {
+		t.Fatalf("next second: %d %s", w.status, w.body)
+	}
+	// That request opened the window: four refused ones fill it.
+	for range 4 {
+		postForm(t, srv, path, wrongSecret)
+	}
+	postForm(t, srv, path, good).wantError(t, http.StatusTooManyRequests, tooMany)
+	if st := srv.Stats(); st.Issued[KindShortLived] != 1 || st.IssueRequests[KindShortLived] != 3+7+6 {
+		t.Errorf("stats = %+v", st)
 	}
 }
