@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,7 +27,7 @@ const (
 // operation.
 //
 // A Config never prints its channel secret or key material under any fmt
-// verb or through log/slog.
+// verb, through log/slog or through encoding/json.
 type Config struct {
 	// ChannelID is the channel's numeric ID. Needed by every issue
 	// operation and by RevokeToken.
@@ -86,6 +87,22 @@ func (c Config) LogValue() slog.Value {
 		slog.String("key_id", keyID),
 		slog.String("base_url", redactURL(c.BaseURL)),
 	)
+}
+
+// MarshalJSON encodes c for display as LogValue does, with its channel
+// secret REDACTED and its key shown by key ID only, so that encoding/json
+// and JSON log handlers never expose them.
+func (c Config) MarshalJSON() ([]byte, error) {
+	keyID := ""
+	if c.Key != nil {
+		keyID = c.Key.KeyID
+	}
+	return json.Marshal(struct {
+		ChannelID     string `json:"channel_id"`
+		ChannelSecret string `json:"channel_secret"`
+		KeyID         string `json:"key_id"`
+		BaseURL       string `json:"base_url"`
+	}{c.ChannelID, secretMark(c.ChannelSecret), keyID, redactURL(c.BaseURL)})
 }
 
 // validate checks c and returns the normalised base URL.

@@ -1,8 +1,10 @@
 package oauth_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -160,19 +162,52 @@ func TestMalformedSuccess(t *testing.T) {
 	}
 }
 
-// TestHugeSuccessBody: a 200 over the size cap is refused without reading it all.
+// hugeBody is the size of the oversized bodies the tests send: 40 times the
+// client's 256 KiB cap.
+const hugeBody = 10 << 20
+
+// hugeAllocBudget bounds what one call may allocate while a hugeBody
+// arrives: the cap plus slack for the HTTP machinery and the in-process
+// test server. Reading the body whole would allocate well over hugeBody.
+const hugeAllocBudget = 3 << 20
+
+// writeHuge writes prefix, then n bytes of fill, then suffix, stopping at
+// the first write error (the client hung up).
+func writeHuge(w http.ResponseWriter, prefix string, fill byte, n int, suffix string) {
+	if _, err := io.WriteString(w, prefix); err != nil {
+		return
+	}
+	chunk := bytes.Repeat([]byte{fill}, 64<<10)
+	for written := 0; written < n; written += len(chunk) {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+	}
+	_, _ = io.WriteString(w, suffix)
+}
+
+// TestHugeSuccessBody: a 200 over the size cap is refused as malformed
+// without reading it all. The body is valid JSON (a 10 MiB access token),
+// so no parse error can stand in for the cap: a client reading it whole
+// would accept it, and one reading it whole before checking its size would
+// allocate over 10 MiB, which the allocation measured shows.
 func TestHugeSuccessBody(t *testing.T) {
 	ts := newTestServer(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(200)
-		chunk := []byte(strings.Repeat("a", 64<<10))
-		for i := 0; i < 160; i++ { // 10 MiB
-			if _, err := w.Write(chunk); err != nil {
-				return
-			}
-		}
+		writeHuge(w, `{"token_type":"Bearer","expires_in":2592000,"access_token":"`, 'a', hugeBody, `"}`)
 	})
 	c := newClient(t, ts.URL)
-	if _, err := c.IssueShortLivedToken(context.Background()); !errors.Is(err, oauth.ErrMalformedResponse) {
-		t.Errorf("error = %v, want ErrMalformedResponse", err)
+	var err error
+	alloc, _ := memDelta(func() { _, err = c.IssueShortLivedToken(context.Background()) })
+	if !errors.Is(err, oauth.ErrMalformedResponse) {
+		t.Fatalf("error = %v, want ErrMalformedResponse", err)
 	}
+	if !strings.Contains(err.Error(), "body exceeds") {
+		t.Errorf("error %q should say the body is over the cap", err)
+	}
+	if alloc > hugeAllocBudget {
+		t.Errorf("allocated %d bytes for a %d-byte body: it was read past the cap", alloc, hugeBody)
+	}
+	t.Logf("allocated %d KiB for a %d MiB body", alloc>>10, hugeBody>>20)
 }

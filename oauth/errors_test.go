@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -163,37 +162,58 @@ func TestErrorBodyShapes(t *testing.T) {
 	})
 }
 
-// TestHugeErrorBody: a 10 MiB error body is cut at the cap; memory stays bounded.
+// TestHugeErrorBody: a 10 MiB error body is cut at the cap; memory stays
+// bounded and the sentinel follows the status alone, never text beyond the
+// cap: the 400's body starts as the token-limit message, which read whole
+// would be ErrTokenLimitReached.
 func TestHugeErrorBody(t *testing.T) {
-	ts := newTestServer(t, func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(500)
-		_, _ = w.Write([]byte(`{"message":"`))
-		chunk := []byte(strings.Repeat("x", 64<<10))
-		for i := 0; i < 160; i++ {
-			if _, err := w.Write(chunk); err != nil {
-				return
+	cases := []struct {
+		name   string
+		op     string
+		status int
+		prefix string
+		want   error // the one sentinel matched; nil: none
+	}{
+		{"400 token-limit prefix", "issueChannelTokenByJWT", 400,
+			`{"message":"The maximum number of access tokens has already been issued`, nil},
+		{"429", "issueChannelToken", 429, `{"message":"Too many requests`, oauth.ErrRateLimited},
+		{"500", "issueChannelToken", 500, `{"message":"Internal Server Error`, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(tc.status)
+				writeHuge(w, tc.prefix, 'x', hugeBody, `"}`)
+			})
+			c := newClient(t, ts.URL)
+			var err error
+			alloc, _ := memDelta(func() { err = callByOp(context.Background(), c, tc.op) })
+			var ae *oauth.APIError
+			if !errors.As(err, &ae) || ae.StatusCode != tc.status || !strings.Contains(err.Error(), "size cap") {
+				t.Fatalf("error = %v, want a %d APIError saying the body was over the cap", err, tc.status)
 			}
-		}
-		_, _ = w.Write([]byte(`"}`))
-	})
-	c := newClient(t, ts.URL)
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	err := callByOp(context.Background(), c, "issueChannelToken")
-	runtime.ReadMemStats(&after)
-	var ae *oauth.APIError
-	if !errors.As(err, &ae) || ae.StatusCode != 500 || !strings.Contains(err.Error(), "size cap") {
-		t.Fatalf("error = %v, want a 500 APIError saying the body was over the cap", err)
-	}
-	if len(err.Error()) > 2048 {
-		t.Errorf("error string is %d bytes", len(err.Error()))
-	}
-	// The test server's own writes are in this process too; the client must
-	// not have read anything near the 10 MiB.
-	if grew := after.TotalAlloc - before.TotalAlloc; grew > 5<<20 {
-		t.Errorf("allocated %d bytes reading a 10 MiB error body", grew)
+			if ae.Message != "" || ae.Code != "" || ae.Description != "" {
+				t.Errorf("APIError kept text from a body over the cap: %+v", ae)
+			}
+			for _, s := range allSentinels {
+				if got, want := errors.Is(err, s), s == tc.want; got != want {
+					t.Errorf("errors.Is(%v) = %t, want %t", s, got, want)
+				}
+			}
+			if n := ts.count(); n != 1 {
+				t.Errorf("%d requests, want 1 (issue is not retried by default)", n)
+			}
+			if len(err.Error()) > 2048 {
+				t.Errorf("error string is %d bytes", len(err.Error()))
+			}
+			// The test server's own writes are in this process too; the
+			// client must not have read anything near the 10 MiB.
+			if alloc > hugeAllocBudget {
+				t.Errorf("allocated %d bytes reading a %d-byte error body", alloc, hugeBody)
+			}
+			t.Logf("allocated %d KiB", alloc>>10)
+		})
 	}
 }
 

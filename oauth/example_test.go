@@ -2,15 +2,17 @@ package oauth_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"os"
+	"sort"
 	"time"
 
 	"github.com/linetoken/linetoken/oauth"
+	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
 
 // exampleLINE stands in for api.line.me so the examples run offline.
@@ -25,8 +27,8 @@ func exampleLINE() *httptest.Server {
 		case "/v2/oauth/verify":
 			fmt.Fprint(w, `{"client_id":"1350031035","expires_in":3138007490,"scope":"P CM"}`)
 		default:
-			w.WriteHeader(http.StatusBadRequest)
-			fmt.Fprint(w, `{"message":"The maximum number of access tokens has already been issued"}`)
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"message":"Not Found"}`)
 		}
 	}))
 }
@@ -87,17 +89,148 @@ func ExampleClient_IssueShortLivedToken() {
 	// Output: 720h0m0s 1350031035 P CM
 }
 
-// Typed errors: react to LINE's answers with errors.Is.
-func ExampleAPIError() {
-	line := exampleLINE()
-	defer line.Close()
-
-	key, _ := loadExampleKey()
-	client, err := oauth.NewClient(oauth.Config{ChannelID: "1234567890", Key: key, BaseURL: line.URL})
+// Make an assertion signing key for v2.1 tokens: register the public JWK
+// in the LINE Developers Console, keep the private JWK secret, and load it
+// with the kid the console returns for the public one.
+func ExampleGenerateAssertionKey() {
+	privateJWK, publicJWK, err := oauth.GenerateAssertionKey()
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, err = client.ValidKeyIDs(context.Background()) // the stand-in answers every other path with the limit error
+	// Keep privateJWK secret, e.g. os.WriteFile("private.jwk", privateJWK, 0o600).
+	// publicJWK is what goes to the console: a real program would print it,
+	//	fmt.Println(string(publicJWK))
+	// Here only its shape is shown, as the key differs on every run.
+	var pub map[string]any
+	if err := json.Unmarshal(publicJWK, &pub); err != nil {
+		log.Fatal(err)
+	}
+	members := make([]string, 0, len(pub))
+	for m := range pub {
+		members = append(members, m)
+	}
+	sort.Strings(members)
+	fmt.Println("register the public JWK in the LINE Developers Console:", members, pub["kty"], pub["alg"], pub["use"])
+
+	key, err := oauth.ParseAssertionKey(privateJWK, "kid-from-the-console")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(key) // never prints key material
+	// Output:
+	// register the public JWK in the LINE Developers Console: [alg e kty n use] RSA RS256 sig
+	// oauth.AssertionKey{KeyID: "kid-from-the-console", PrivateKey: RSA-2048 REDACTED}
+}
+
+// Issue a stateless token: valid 15 minutes, unlimited in number, not
+// revocable. Without Config.Key it authenticates by channel ID and secret;
+// with one, by a JWT assertion. An oauthtest server stands in for LINE; in
+// production BaseURL is left empty.
+func ExampleClient_IssueStatelessToken() {
+	line := oauthtest.NewServer()
+	defer line.Close()
+	ch, err := line.CreateChannel() // as set up in the console: ID, secret, registered key
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	bySecret, err := oauth.NewClient(oauth.Config{
+		ChannelID:     ch.ID,
+		ChannelSecret: ch.Secret, // normally os.Getenv("LINE_CHANNEL_SECRET")
+		BaseURL:       line.URL(),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok, err := bySecret.IssueStatelessToken(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("by secret:", tok.TokenType, tok.ExpiresIn.Round(time.Minute))
+
+	byKey, err := oauth.NewClient(oauth.Config{
+		ChannelID: ch.ID,
+		Key:       ch.Key,     // normally ParseAssertionKey(LINE_PRIVATE_KEY, LINE_KEY_ID)
+		Clock:     line.Now,   // the fake's clock; leave nil against LINE
+		BaseURL:   line.URL(), // leave empty against LINE
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	tok, err = byKey.IssueStatelessToken(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("by assertion:", tok.TokenType, tok.ExpiresIn.Round(time.Minute))
+	// Output:
+	// by secret: Bearer 15m0s
+	// by assertion: Bearer 15m0s
+}
+
+// Revoke a v2.1 token to free its slot among the channel's 30. LINE needs
+// the channel ID and secret for it, and the token itself: keep every issued
+// token until it is revoked or expires.
+func ExampleClient_RevokeToken() {
+	line := oauthtest.NewServer()
+	defer line.Close()
+	ch, err := line.CreateChannel()
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := oauth.NewClient(line.Config(ch.ID)) // ChannelID, ChannelSecret, Key, and the fake's BaseURL and Clock
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+
+	tok, err := client.IssueToken(ctx, time.Hour)
+	if err != nil {
+		log.Fatal(err)
+	}
+	kids, err := client.ValidKeyIDs(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("active v2.1 tokens:", len(kids))
+
+	if err := client.RevokeToken(ctx, tok.AccessToken); err != nil {
+		log.Fatal(err)
+	}
+	kids, err = client.ValidKeyIDs(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("after revoking:", len(kids))
+	_, err = client.VerifyToken(ctx, tok.AccessToken)
+	fmt.Println("revoked token invalid:", errors.Is(err, oauth.ErrInvalidToken))
+	// Output:
+	// active v2.1 tokens: 1
+	// after revoking: 0
+	// revoked token invalid: true
+}
+
+// Typed errors: react to LINE's answers with errors.Is. LINE refuses a v2.1
+// issue while the channel has 30 active tokens.
+func ExampleAPIError() {
+	line := oauthtest.NewServer()
+	defer line.Close()
+	ch, err := line.CreateChannel()
+	if err != nil {
+		log.Fatal(err)
+	}
+	client, err := oauth.NewClient(line.Config(ch.ID))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 30 { // take every slot
+		if _, err := client.IssueToken(ctx, time.Hour); err != nil {
+			log.Fatal(err)
+		}
+	}
+
+	_, err = client.IssueToken(ctx, time.Hour)
 	var apiErr *oauth.APIError
 	switch {
 	case errors.Is(err, oauth.ErrTokenLimitReached):
@@ -111,15 +244,4 @@ func ExampleAPIError() {
 	// Output:
 	// 30 active v2.1 tokens: revoke one first
 	// 400 The maximum number of access tokens has already been issued
-}
-
-func loadExampleKey() (*oauth.AssertionKey, error) {
-	if data, err := os.ReadFile(os.Getenv("LINE_PRIVATE_KEY_FILE")); err == nil {
-		return oauth.ParseAssertionKey(data, os.Getenv("LINE_KEY_ID"))
-	}
-	priv, _, err := oauth.GenerateAssertionKey()
-	if err != nil {
-		return nil, err
-	}
-	return oauth.ParseAssertionKey(priv, "kid-from-the-console")
 }

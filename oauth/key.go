@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -44,8 +45,9 @@ var ErrMissingKeyID = fmt.Errorf("%w: assertion key has no key ID", ErrInvalidIn
 // returned for it. It signs the JWT client assertions of v2.1 issue, the
 // key-ID list and stateless-by-JWT issue.
 //
-// An AssertionKey never prints its private key: under every fmt verb and
-// through log/slog it shows only its key ID and size.
+// An AssertionKey never prints its private key: under every fmt verb,
+// through log/slog and through encoding/json it shows only its key ID (and,
+// when printed, its size).
 type AssertionKey struct {
 	// KeyID is the kid the LINE Developers Console returned when the public
 	// key was registered.
@@ -277,4 +279,14 @@ func (k AssertionKey) Format(f fmt.State, _ rune) { writeString(f, k.String()) }
 // LogValue keeps the private key out of log/slog output.
 func (k AssertionKey) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("key_id", k.KeyID), slog.String("private_key", redacted))
+}
+
+// MarshalJSON encodes k for display as LogValue does, its private key
+// REDACTED, so that encoding/json and JSON log handlers never expose it.
+// Persist a key as the private JWK [GenerateAssertionKey] wrote.
+func (k AssertionKey) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		KeyID      string `json:"key_id"`
+		PrivateKey string `json:"private_key"`
+	}{k.KeyID, redacted})
 }

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,10 +62,39 @@ func (lc *leakChecker) checkAllVerbs(t *testing.T, name string, v any) {
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%T %v"} {
 		lc.check(t, name+" "+verb, fmt.Sprintf(verb, v))
 	}
-	var buf bytes.Buffer
-	slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "v", v)
-	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "v", v)
-	lc.check(t, name+" slog", buf.String())
+	// The value alone and inside the containers a program keeps it in,
+	// through encoding/json and both slog handlers. A failed json.Marshal
+	// prints nothing, so only its output is checked.
+	forms := []struct {
+		name string
+		v    any
+	}{
+		{"", v},
+		{" in a struct", struct{ V any }{v}},
+		{" in a typed struct", struct {
+			Name string
+			V    any `json:"v"`
+		}{"n", v}},
+		{" in a slice", []any{v, v}},
+		{" in a map", map[string]any{"v": v}},
+	}
+	for _, f := range forms {
+		if data, err := json.Marshal(f.v); err == nil {
+			lc.check(t, name+f.name+" json.Marshal", string(data))
+		}
+		if data, err := json.MarshalIndent(f.v, "", " "); err == nil {
+			lc.check(t, name+f.name+" json.MarshalIndent", string(data))
+		}
+		var buf bytes.Buffer
+		slog.New(slog.NewTextHandler(&buf, nil)).Info("x", "v", f.v)
+		lc.check(t, name+f.name+" slog text", buf.String())
+		buf.Reset()
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "v", f.v)
+		lc.check(t, name+f.name+" slog JSON", buf.String())
+		buf.Reset()
+		slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", slog.Group("g", "v", f.v))
+		lc.check(t, name+f.name+" slog JSON group", buf.String())
+	}
 }
 
 // TestSecretAudit drives every operation to success and to failure with
@@ -214,6 +245,27 @@ func TestSecretAudit(t *testing.T) {
 	lc.checkAllVerbs(t, "Config", cfg)
 	lc.checkAllVerbs(t, "*Config", &cfg)
 	lc.checkAllVerbs(t, "struct holding a Config", struct{ C oauth.Config }{cfg})
+	lc.checkAllVerbs(t, "[]*AssertionKey", []*oauth.AssertionKey{key, nil})
+	lc.checkAllVerbs(t, "struct holding a key", struct {
+		Key  *oauth.AssertionKey `json:"key"`
+		Keys map[string]oauth.AssertionKey
+	}{key, map[string]oauth.AssertionKey{"k": *key}})
+	// Clock, HTTPClient and Logger nil: nothing stops encoding/json, so it
+	// must be MarshalJSON that keeps the secret and the key out. And with
+	// them set, and a BaseURL whose query holds a token.
+	for _, c := range []oauth.Config{cfg, {ChannelID: testChannelID, ChannelSecret: testSecret, Key: key,
+		BaseURL: "https://api.line.me/?access_token=" + planted, HTTPClient: &http.Client{},
+		Clock: time.Now, Logger: slog.New(slog.DiscardHandler)}} {
+		data, err := json.Marshal(c)
+		if err != nil {
+			t.Errorf("json.Marshal(Config) = %v, want its redacted form", err)
+		} else if !strings.Contains(string(data), `"channel_secret":"REDACTED"`) {
+			t.Errorf("json.Marshal(Config) = %s, want the secret REDACTED", data)
+		}
+		lc.checkAllVerbs(t, "Config for JSON", c)
+		lc.checkAllVerbs(t, "[]Config", []oauth.Config{c})
+		lc.checkAllVerbs(t, "map of *Config", map[string]*oauth.Config{"c": &c})
+	}
 	lc.checkAllVerbs(t, "Token", oauth.Token{AccessToken: planted})
 	if s := fmt.Sprintf("%v", oauth.Token{AccessToken: planted}); !strings.Contains(s, "REDACTED") {
 		t.Errorf("Token prints %q, want REDACTED in place of the token", s)
@@ -268,4 +320,176 @@ func TestCancellation(t *testing.T) {
 		t.Errorf("error = %v, want a timeout net.Error", err)
 	}
 	lc.check(t, "client timeout", err.Error())
+}
+
+// leakyTransportError is what a careless RoundTripper returns: its text
+// quotes the request's URL (query included) and its form body.
+type leakyTransportError struct {
+	text    string
+	err     error
+	timeout bool
+}
+
+func (e *leakyTransportError) Error() string   { return e.text }
+func (e *leakyTransportError) Unwrap() error   { return e.err }
+func (e *leakyTransportError) Timeout() bool   { return e.timeout }
+func (e *leakyTransportError) Temporary() bool { return false }
+
+// cleanTransportError carries no request data: errors.As may reach it.
+type cleanTransportError struct{}
+
+func (cleanTransportError) Error() string { return "proxy refused the connection" }
+
+// leakyRoundTripper fails every request with an error quoting it, wrapping
+// cause, and records the assertion it saw.
+type leakyRoundTripper struct {
+	cause     error
+	timeout   bool
+	mu        sync.Mutex
+	calls     int
+	assertion string
+}
+
+func (rt *leakyRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		body, _ = io.ReadAll(req.Body)
+		_ = req.Body.Close()
+	}
+	form, _ := url.ParseQuery(string(body))
+	rt.mu.Lock()
+	rt.calls++
+	for _, v := range []string{form.Get("client_assertion"), req.URL.Query().Get("client_assertion")} {
+		if v != "" {
+			rt.assertion = v
+		}
+	}
+	rt.mu.Unlock()
+	inner := &leakyTransportError{
+		text: fmt.Sprintf("cannot send %s %s (query %v) with body %q [%s]",
+			req.Method, req.URL.String(), req.URL.Query(), body, form.Get("client_secret")+form.Get("access_token")),
+		err: rt.cause, timeout: rt.timeout,
+	}
+	return nil, fmt.Errorf("proxy for %s: %w", req.URL, inner)
+}
+
+// errorTree returns err and every error reachable from it by Unwrap.
+func errorTree(err error) []error {
+	var out []error
+	stack := []error{err}
+	for len(stack) > 0 && len(out) < 100 {
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if e == nil {
+			continue
+		}
+		out = append(out, e)
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			stack = append(stack, u.Unwrap())
+		case interface{ Unwrap() []error }:
+			stack = append(stack, u.Unwrap()...)
+		}
+	}
+	return out
+}
+
+// TestTransportErrorScrubbed: an HTTPClient whose transport fails with an
+// error quoting the request (the GET endpoints' query holds the token or
+// the assertion; the POST bodies the secret, token or assertion) yields an
+// error in which no text, at any depth of its chain, shows a secret, yet
+// that still matches context errors and timeouts and reaches the
+// transport's own error types when they are safe.
+func TestTransportErrorScrubbed(t *testing.T) {
+	key := mustKey(t)
+	planted := "plantedTransportToken.payload.signature"
+	lc := newLeakChecker(t, key, planted)
+	causes := []struct {
+		name    string
+		cause   error
+		timeout bool
+	}{
+		{"plain", nil, false},
+		{"deadline", context.DeadlineExceeded, true},
+		{"canceled", context.Canceled, false},
+		{"clean cause", cleanTransportError{}, false},
+	}
+	for _, cc := range causes {
+		for _, op := range allOps {
+			t.Run(cc.name+"/"+op, func(t *testing.T) {
+				rt := &leakyRoundTripper{cause: cc.cause, timeout: cc.timeout}
+				c, err := oauth.NewClient(oauth.Config{ChannelID: testChannelID, ChannelSecret: testSecret, Key: key,
+					BaseURL: "https://api.line.me", HTTPClient: &http.Client{Transport: rt},
+					Clock: func() time.Time { return fixedNow }, Retry: oauth.RetryPolicy{MaxAttempts: 1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = callWithToken(context.Background(), c, op, planted)
+				if err == nil || rt.calls != 1 {
+					t.Fatalf("error = %v after %d requests, want a transport error after 1", err, rt.calls)
+				}
+				check := lc
+				if rt.assertion != "" {
+					check = &leakChecker{secrets: append(append([]string(nil), lc.secrets...), rt.assertion, rt.assertion[len(rt.assertion)-30:])}
+				}
+				check.check(t, "err.Error()", err.Error())
+				check.checkAllVerbs(t, "err", err)
+				var ue *url.Error
+				if !errors.As(err, &ue) {
+					t.Fatalf("%v does not unwrap to *url.Error", err)
+				}
+				check.check(t, "*url.Error Error()", ue.Error())
+				check.check(t, "*url.Error URL", ue.URL)
+				for i, e := range errorTree(err) {
+					check.check(t, fmt.Sprintf("unwrapped error %d (%T) Error()", i, e), e.Error())
+					check.check(t, fmt.Sprintf("unwrapped error %d (%T) %%+v", i, e), fmt.Sprintf("%+v", e))
+				}
+				if ue.Err == nil {
+					t.Fatal("*url.Error lost its inner error")
+				}
+				check.check(t, "*url.Error.Err", ue.Err.Error())
+				// The transport's error quotes the request: it must not be
+				// reachable, not even by errors.As.
+				var leaky *leakyTransportError
+				if errors.As(err, &leaky) {
+					check.check(t, "errors.As *leakyTransportError", leaky.Error())
+				}
+				if cc.cause != nil && !errors.Is(err, cc.cause) {
+					t.Errorf("errors.Is(%v, %v) = false, want true", err, cc.cause)
+				}
+				var ne net.Error
+				if got := errors.As(err, &ne) && ne.Timeout(); got != cc.timeout {
+					t.Errorf("net.Error Timeout() = %t, want %t", got, cc.timeout)
+				}
+				if ue.Timeout() != cc.timeout {
+					t.Errorf("(*url.Error).Timeout() = %t, want %t", ue.Timeout(), cc.timeout)
+				}
+				var clean cleanTransportError
+				if got, want := errors.As(err, &clean), cc.cause == (cleanTransportError{}); got != want {
+					t.Errorf("errors.As(cleanTransportError) = %t, want %t", got, want)
+				}
+				if !strings.Contains(err.Error(), "proxy") {
+					t.Errorf("error %q lost the transport's own (scrubbed) words", err)
+				}
+			})
+		}
+	}
+}
+
+// callWithToken calls op, passing tok to the operations that take a token.
+func callWithToken(ctx context.Context, c *oauth.Client, op, tok string) error {
+	var err error
+	switch op {
+	case "verifyChannelTokenByJWT":
+		_, err = c.VerifyToken(ctx, tok)
+	case "revokeChannelTokenByJWT":
+		err = c.RevokeToken(ctx, tok)
+	case "verifyChannelToken":
+		_, err = c.VerifyShortLivedToken(ctx, tok)
+	case "revokeChannelToken":
+		err = c.RevokeShortLivedToken(ctx, tok)
+	default:
+		err = callByOp(ctx, c, op)
+	}
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"strings"
 )
 
@@ -30,8 +31,9 @@ func formBody(kv ...string) string {
 
 // requestError is a failure to send a request or read its answer. Its
 // message has the URL's query redacted and every secret value of the
-// request scrubbed; it unwraps to a sanitised *url.Error and to the
-// context's error when the context ended.
+// request scrubbed; it unwraps to a sanitised *url.Error (whose Err is a
+// [scrubbedError] in place of the transport's own) and to the context's
+// error when the context ended.
 type requestError struct {
 	msg  string
 	errs []error
@@ -46,7 +48,17 @@ func (e *requestError) Format(f fmt.State, _ rune) { writeString(f, e.msg) }
 func newRequestError(ctx context.Context, op, what string, err error, secrets []string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		err = &url.Error{Op: ue.Op, URL: redactURL(ue.URL), Err: ue.Err}
+		// The inner error is the transport's own: a custom RoundTripper may
+		// quote the request's URL (its query holding a token or assertion)
+		// or its form body.
+		safeURL := redactURL(ue.URL)
+		inner := ue.Err
+		if inner != nil {
+			inner = newScrubbedError(inner, secrets, ue.URL, safeURL)
+		}
+		err = &url.Error{Op: ue.Op, URL: safeURL, Err: inner}
+	} else {
+		err = newScrubbedError(err, secrets, "", "")
 	}
 	errs := []error{err}
 	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
@@ -54,6 +66,95 @@ func newRequestError(ctx context.Context, op, what string, err error, secrets []
 	}
 	msg := scrub("oauth: "+op+": "+what+err.Error(), secrets)
 	return &requestError{msg: msg, errs: errs}
+}
+
+// maxErrorTreeWalk bounds how many errors of a chain leaks inspects: real
+// transport chains are a handful deep; the cap guards against cycles.
+const maxErrorTreeWalk = 64
+
+// scrubbedError stands in for an error of the transport (or of reading a
+// body) whose text may quote a secret. Error() is the original text with
+// every secret and the request's raw URL replaced. It does not unwrap, so
+// no unscrubbed text is reachable through errors.Unwrap; instead:
+//   - errors.Is is answered by the original chain (context.Canceled,
+//     context.DeadlineExceeded, io.ErrUnexpectedEOF, ...): a yes or no
+//     carries no text.
+//   - errors.As reaches an error of the original chain only when no error
+//     in the found one's own chain quotes a secret.
+//   - Timeout and Temporary are the original chain's, so it is a net.Error
+//     and *url.Error's Timeout still works.
+type scrubbedError struct {
+	msg     string
+	err     error
+	secrets []string
+}
+
+func newScrubbedError(err error, secrets []string, rawURL, safeURL string) *scrubbedError {
+	msg := err.Error()
+	if rawURL != "" && rawURL != safeURL {
+		msg = strings.ReplaceAll(msg, rawURL, safeURL)
+	}
+	return &scrubbedError{msg: scrub(msg, secrets), err: err, secrets: secrets}
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+
+// Format prints only the scrubbed message, under every verb.
+func (e *scrubbedError) Format(f fmt.State, _ rune) { writeString(f, e.msg) }
+
+// Is reports whether the original error matches target.
+func (e *scrubbedError) Is(target error) bool { return errors.Is(e.err, target) }
+
+// As finds target in the original chain unless what it would hand out (or
+// anything that error wraps) quotes a secret.
+func (e *scrubbedError) As(target any) bool {
+	if !errors.As(e.err, target) {
+		return false
+	}
+	v := reflect.ValueOf(target).Elem()
+	if found, ok := v.Interface().(error); ok && !leaks(found, e.secrets) {
+		return true
+	}
+	v.SetZero()
+	return false
+}
+
+// Timeout reports whether the original error is a timeout.
+func (e *scrubbedError) Timeout() bool {
+	var t interface{ Timeout() bool }
+	return errors.As(e.err, &t) && t.Timeout()
+}
+
+// Temporary reports what the original error says (net.Error needs it).
+func (e *scrubbedError) Temporary() bool {
+	var t interface{ Temporary() bool }
+	return errors.As(e.err, &t) && t.Temporary()
+}
+
+// leaks reports whether err or any error in its chain has a secret in its
+// text.
+func leaks(err error, secrets []string) bool {
+	stack := []error{err}
+	for n := 0; len(stack) > 0; n++ {
+		if n == maxErrorTreeWalk {
+			return true // too deep to vouch for
+		}
+		e := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if e == nil {
+			continue
+		}
+		if s := e.Error(); scrub(s, secrets) != s {
+			return true
+		}
+		switch u := e.(type) {
+		case interface{ Unwrap() error }:
+			stack = append(stack, u.Unwrap())
+		case interface{ Unwrap() []error }:
+			stack = append(stack, u.Unwrap()...)
+		}
+	}
+	return false
 }
 
 // scrub replaces every occurrence of a secret, raw or URL-encoded, in s.
