@@ -157,6 +157,16 @@ func (c Channel) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(c.String())
 // LogValue keeps the channel's secret and key out of log/slog output.
 func (c Channel) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
+// MarshalJSON encodes c without its secret or key, so json.Marshal and
+// slog's JSON handler (with c nested in another value) print neither.
+func (c Channel) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID     string `json:"id"`
+		Secret string `json:"secret"`
+		KeyID  string `json:"key_id"`
+	}{c.ID, "REDACTED", c.KeyID})
+}
+
 // NewChannel adds a channel with a random numeric ID and a random secret,
 // generates an RSA-2048 assertion key with oauth.GenerateAssertionKey and
 // registers its public half. It fails t on any error.

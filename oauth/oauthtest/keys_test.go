@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -168,7 +169,13 @@ func TestNewChannelAndConfig(t *testing.T) {
 	if cfg.BaseURL != srv.URL() || cfg.ChannelID != ch.ID || cfg.ChannelSecret != ch.Secret || cfg.Key != ch.Key || cfg.Clock == nil {
 		t.Errorf("Config = %v", cfg)
 	}
-	for _, s := range []string{ch.String(), fmt.Sprintf("%#v", ch), fmt.Sprintf("%+v", ch)} {
+	js, err := json.Marshal(map[string]any{"ch": ch, "list": []Channel{ch}, "nested": struct{ C Channel }{ch}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged strings.Builder
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "nested", struct{ C Channel }{ch})
+	for _, s := range []string{ch.String(), fmt.Sprintf("%#v", ch), fmt.Sprintf("%+v", ch), string(js), logged.String()} {
 		if strings.Contains(s, ch.Secret) || strings.Contains(s, `"d"`) {
 			t.Errorf("Channel prints a secret: %s", s)
 		}
