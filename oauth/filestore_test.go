@@ -688,3 +688,201 @@ func dirNames(t *testing.T, dir string) []string {
 	sort.Strings(names)
 	return names
 }
+
+// bigEntry is an entry of some hundreds of kilobytes, so that writing the
+// token file takes long enough for a torn write to be seen.
+func bigEntry(n int) *oauth.StoreEntry {
+	e := sampleEntry()
+	for i := range n {
+		e.Pending = append(e.Pending, oauth.PendingRevocation{
+			Token: oauth.Token{AccessToken: fmt.Sprintf("issued-token-pending-%06d-%s", i, strings.Repeat("x", 100)),
+				TokenType: "Bearer", KeyID: "kid-p", ExpiresIn: time.Hour, Expiry: fixedNow.Add(time.Hour)},
+			RevokeAfter: fixedNow.Add(time.Minute)})
+	}
+	return e
+}
+
+// TestFileStoreWritesAtomically: every write puts a new file in place of
+// the old one (a rename), never rewrites the old one in place. So a reader
+// that opened the old file keeps reading all of it, a reader that does not
+// take the lock never sees half a file, and no temporary file is left.
+func TestFileStoreWritesAtomically(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tokens.json")
+	s := newFileStore(t, path, nil)
+	ctx := context.Background()
+	key := oauth.StoreKey(testChannelID, oauth.KindV21)
+	save := func(e *oauth.StoreEntry) {
+		t.Helper()
+		f, err := s.Lock(ctx, key, time.Minute)
+		if err != nil || f == 0 {
+			t.Fatalf("Lock = %d, %v", f, err)
+		}
+		if err := s.Save(ctx, key, e, f); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Unlock(ctx, key, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(sampleEntry())
+
+	// Each write (Lock, Save and Unlock all write) replaces the file.
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	for i, op := range []func() (int64, error){
+		func() (int64, error) { return s.Lock(ctx, key, time.Minute) },
+		func() (int64, error) { return 0, s.Save(ctx, key, bigEntry(10), 2) },
+		func() (int64, error) { return 0, s.Unlock(ctx, key, 2) },
+	} {
+		if _, err := op(); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		after, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.SameFile(before, after) {
+			t.Fatalf("write %d rewrote the token file in place; want a new file renamed over it", i)
+		}
+		if after.Mode().Perm() != 0o600 {
+			t.Errorf("write %d: mode %v, want 0600", i, after.Mode().Perm())
+		}
+		before = after
+	}
+	// The file opened before those writes still reads whole, as it was.
+	if got, err := io.ReadAll(open); err != nil || !bytes.Equal(got, old) {
+		t.Errorf("a reader of the old file read %d bytes (%v), want the %d bytes it opened", len(got), err, len(old))
+	}
+
+	// Readers that do not take the lock (a backup, an operator's cat) see
+	// the old file or the new one, each whole, never a torn one.
+	var (
+		wg    sync.WaitGroup
+		stop  = make(chan struct{})
+		reads int
+		torn  []string
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			data, err := os.ReadFile(path)
+			if err != nil {
+				torn = append(torn, err.Error())
+				continue
+			}
+			reads++
+			if !json.Valid(data) {
+				torn = append(torn, fmt.Sprintf("%d bytes of invalid JSON", len(data)))
+			}
+		}
+	}()
+	for i := range 5 {
+		save(bigEntry(300 + i))
+	}
+	close(stop)
+	wg.Wait()
+	if len(torn) > 0 {
+		t.Errorf("%d of %d reads during writes saw a torn file, e.g. %s", len(torn), reads+len(torn), torn[0])
+	}
+	if reads == 0 {
+		t.Error("no read ran during the writes")
+	}
+	if e, err := s.Load(ctx, key); err != nil || e == nil || len(e.Pending) != 1+300+4 {
+		t.Errorf("Load after the writes = %v, %v", e, err)
+	}
+	if names, want := dirNames(t, dir), []string{"tokens.json", "tokens.json.lock"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("directory holds %v, want %v (no temporary files left)", names, want)
+	}
+}
+
+// TestFileStoreFailedWriteKeepsOldFile: a write that fails before its
+// rename leaves the old file as it was, readable, and no temporary file.
+// The failure: the temporary file's name (the token file's name plus a
+// suffix) is longer than the filesystem allows, which fails even for root,
+// while the token file's own name fits.
+func TestFileStoreFailedWriteKeepsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	const nameMax = 255                               // NAME_MAX of the filesystems tests run on
+	long := strings.Repeat("t", nameMax-len(".lock")) // the lock file's name just fits
+	if err := os.WriteFile(filepath.Join(dir, long+".tmp-1"), nil, 0o600); err == nil {
+		t.Skipf("this filesystem takes names over %d bytes; cannot make the temporary file fail", nameMax)
+	}
+	ctx := context.Background()
+	key := oauth.StoreKey(testChannelID, oauth.KindV21)
+
+	// The old file, written by a store under a short name, then renamed.
+	seed := filepath.Join(dir, "seed.json")
+	ss := newFileStore(t, seed, nil)
+	f, err := ss.Lock(ctx, key, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Save(ctx, key, sampleEntry(), f); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, long)
+	if err := os.Rename(seed, path); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var logs syncBuffer
+	s := newFileStore(t, path, &logs)
+	if e, err := s.Load(ctx, key); err != nil || !reflect.DeepEqual(e, sampleEntry()) {
+		t.Fatalf("Load of the old file = %v, %v", e, err)
+	}
+	writes := map[string]func() error{
+		"Lock":   func() error { _, err := s.Lock(ctx, oauth.StoreKey("222", oauth.KindV21), time.Minute); return err },
+		"Save":   func() error { return s.Save(ctx, key, bigEntry(3), f) }, // the seed's fence still holds the lock
+		"Unlock": func() error { return s.Unlock(ctx, key, f) },
+	}
+	for name, write := range writes {
+		err := write()
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.HasPrefix(err.Error(), "oauth: FileStore ") {
+			t.Errorf("%s whose temporary file cannot be made = %v; want an error naming the path", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "issued-token-") {
+			t.Errorf("%s error leaks a token: %v", name, err)
+		}
+		if got, err := os.ReadFile(path); err != nil || !bytes.Equal(got, old) {
+			t.Errorf("after a failed %s the token file holds %d bytes (%v); want the old %d bytes", name, len(got), err, len(old))
+		}
+		if after, err := os.Stat(path); err != nil || !os.SameFile(before, after) {
+			t.Errorf("after a failed %s the token file was replaced (%v)", name, err)
+		}
+		if e, err := s.Load(ctx, key); err != nil || !reflect.DeepEqual(e, sampleEntry()) {
+			t.Errorf("Load after a failed %s = %v, %v; want the old entry", name, e, err)
+		}
+	}
+	if names, want := dirNames(t, dir), []string{"seed.json.lock", long, long + ".lock"}; !reflect.DeepEqual(names, want) {
+		t.Errorf("directory holds %v, want %v (no temporary files left)", names, want)
+	}
+	if strings.Contains(logs.String(), "issued-token-") {
+		t.Errorf("log leaks a token:\n%s", logs.String())
+	}
+}

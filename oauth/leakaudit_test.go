@@ -70,6 +70,9 @@ var auditMessages = []string{
 	"oauth: token revoked",
 	"oauth: revoking a token failed; will retry",
 	"oauth: due revocations failed; will retry",
+	"oauth: revoking a token issued under a lost lock failed",
+	"oauth: store lock lost during refresh; serving the new token locally",
+	"oauth: issued token could not be saved to the store; it is kept to record later",
 	"oauth: FileStore: corrupt token file moved aside; affected keys read as empty",
 	"oauth: FileStore: token file was readable by group or others; rewritten with mode 0600",
 	"audit: values",
@@ -78,7 +81,12 @@ var auditMessages = []string{
 // auditRedisMessages must appear when the redis part ran.
 var auditRedisMessages = []string{
 	"redisstore: corrupt entry read as absent; the next refresh replaces it",
+	auditRedisReleaseFailed,
 }
+
+// auditRedisReleaseFailed is redisstore's log line for a lock taken for a
+// caller who left, whose release then failed.
+const auditRedisReleaseFailed = "redisstore: releasing a lock taken after its caller left failed; its TTL frees it"
 
 // auditFront sits before the fake and records every access token it
 // answers, including those no caller ever sees (issued during a refresh
@@ -186,6 +194,7 @@ func TestLeakAuditLogsAndErrors(t *testing.T) {
 	t.Run("client", a.clientOps)
 	t.Run("config", a.configErrors)
 	t.Run("tokensource", a.tokenSource)
+	t.Run("store faults", a.storeFaults)
 	t.Run("filestore", a.fileStore)
 	t.Run("redisstore", a.redisStore)
 	t.Run("transport", a.transport)
@@ -628,6 +637,95 @@ func (a *leakAudit) tokenSource(t *testing.T) {
 	a.failed(t, "Token, key unregistered, backing off", err)
 }
 
+// auditSaveFault is how an [auditSaveStore]'s next Save fails.
+type auditSaveFault int32
+
+const (
+	// auditSaveStolen: the lock's TTL passed, and another holder took it
+	// and saved its own token.
+	auditSaveStolen auditSaveFault = iota + 1
+	// auditSaveStolenEmpty: another holder took the lock and saved nothing.
+	auditSaveStolenEmpty
+	// auditSaveRefused: the store refuses the write, the lock still held.
+	auditSaveRefused
+)
+
+// auditSaveStore is a MemoryStore whose next Save, once a fault is armed,
+// fails that way: the lost-lock and unsaved-token paths of a refresh.
+type auditSaveStore struct {
+	*oauth.MemoryStore
+	fault  atomic.Int32
+	theirs *oauth.Token // the other holder's token (auditSaveStolen)
+}
+
+func (s *auditSaveStore) Save(ctx context.Context, key string, e *oauth.StoreEntry, fence int64) error {
+	switch f := auditSaveFault(s.fault.Swap(0)); f {
+	case auditSaveStolen, auditSaveStolenEmpty:
+		_ = s.MemoryStore.Unlock(ctx, key, fence) // as if its TTL passed
+		other, err := s.MemoryStore.Lock(ctx, key, time.Minute)
+		if err != nil || other == 0 {
+			return fmt.Errorf("audit: the other holder could not lock (%d): %w", other, err)
+		}
+		if f == auditSaveStolen {
+			if err := s.MemoryStore.Save(ctx, key, &oauth.StoreEntry{Token: s.theirs}, other); err != nil {
+				return err
+			}
+		}
+		_ = s.MemoryStore.Unlock(ctx, key, other)
+	case auditSaveRefused:
+		return errors.New("audit: the store refused the write: no space left on device")
+	}
+	return s.MemoryStore.Save(ctx, key, e, fence) // ErrLockLost after a steal
+}
+
+// storeFaults: refreshes whose Save fails after the issue. The lock lost
+// to a holder that saved a token (ours is revoked, and LINE refuses that
+// for now), lost to one that saved nothing (ours is served unrecorded),
+// and a store that refuses the write (ours is kept to record later).
+func (a *leakAudit) storeFaults(t *testing.T) {
+	ctx := context.Background()
+	ch := a.newChannel(t)
+	c := a.client(t, a.cfg(ch))
+	source := func(fault auditSaveFault, theirs *oauth.Token) *oauth.TokenSource {
+		store := &auditSaveStore{MemoryStore: oauth.NewMemoryStore(), theirs: theirs}
+		store.fault.Store(int32(fault))
+		return a.newSource(t, c, oauth.TokenSourceOptions{Kind: oauth.KindV21, Lifetime: time.Hour,
+			RefreshBefore: 10 * time.Minute, RevokeGrace: time.Minute, Store: store})
+	}
+	// logged runs op and requires msg logged once more by then.
+	logged := func(msg string, op func()) {
+		t.Helper()
+		n := a.logCount(msg)
+		op()
+		if got := a.logCount(msg); got != n+1 {
+			t.Errorf("%q logged %d times, want %d", msg, got, n+1)
+		}
+	}
+
+	theirs := a.token(t, "the other holder's token")(c.IssueToken(ctx, time.Hour))
+	ts := source(auditSaveStolen, theirs)
+	logged("oauth: revoking a token issued under a lost lock failed", func() {
+		a.srv.InjectFault(1000, oauthtest.Fault{Path: "/oauth2/v2.1/revoke", Status: 503, Body: `{"message":"Service Unavailable"}`})
+		defer a.srv.ClearFaults()
+		if tok := a.token(t, "Token, lock lost to a saved token")(ts.Token(ctx)); tok.AccessToken != theirs.AccessToken {
+			t.Errorf("Token after losing the lock to a saved token = %v; want the other holder's", tok)
+		}
+	})
+	a.ok(t, "Close, lock lost to a saved token", ts.Close())
+
+	ts = source(auditSaveStolenEmpty, nil)
+	logged("oauth: store lock lost during refresh; serving the new token locally", func() {
+		a.token(t, "Token, lock lost")(ts.Token(ctx))
+	})
+	a.ok(t, "Close, lock lost", ts.Close())
+
+	ts = source(auditSaveRefused, nil)
+	logged("oauth: issued token could not be saved to the store; it is kept to record later", func() {
+		a.token(t, "Token, save refused")(ts.Token(ctx))
+	})
+	a.ok(t, "Close, save refused", ts.Close()) // revokes the unrecorded token
+}
+
 func (a *leakAudit) fileStore(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "store")
@@ -775,8 +873,36 @@ func (a *leakAudit) redisStore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Redis dies.
+	// A Lock whose caller left before Redis answered: the lock Redis
+	// granted is released, and the release fails, Redis having died. (On
+	// a key of its own: ts may hold the lock of key at any time.)
+	hook := &auditLockHook{granted: make(chan struct{}), release: make(chan struct{})}
+	hooked := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = hooked.Close() })
+	hooked.AddHook(hook)
+	hstore := redisstore.New(hooked, redisstore.WithLogger(a.log))
+	lctx, leave := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-hook.granted:
+			leave()
+		case <-lctx.Done():
+		}
+	}()
+	_, err = hstore.Lock(lctx, oauth.StoreKey(ch.ID, oauth.KindStateless), time.Minute)
+	leave()
+	select {
+	case <-hook.granted:
+	default:
+		t.Fatalf("redis Lock returned (%v) without Redis granting the lock", err)
+	}
+	a.failed(t, "redis Lock, caller gone", err)
 	r.kill()
+	close(hook.release)
+	a.waitLog(t, auditRedisReleaseFailed, 1)
+
+	// Redis dies.
+	r.kill() // (already dead)
 	failedN := a.logCount("oauth: token refresh failed")
 	ts.Invalidate(tok2.AccessToken)
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -846,6 +972,47 @@ func (a *leakAudit) transport(t *testing.T) {
 	a.failed(t, "OAuth2TokenSource, no token", err)
 	_, err = (&http.Client{Transport: &oauth.Transport{}}).Get(api.URL)
 	a.failed(t, "Transport without a Source", err)
+}
+
+// auditLockHook holds back the first answer granting a redisstore lock
+// (the lock script's EVALSHA or EVAL) until release is closed, after
+// closing granted: the caller can leave, and Redis die, in between.
+type auditLockHook struct {
+	granted, release chan struct{}
+	once             sync.Once
+}
+
+func (*auditLockHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (*auditLockHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *auditLockHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		if c, ok := cmd.(*redis.Cmd); ok && err == nil && auditIsLockScript(cmd.Args()) {
+			if fence, _ := c.Int64(); fence <= 0 {
+				return err // held by another: nothing to release
+			}
+			h.once.Do(func() {
+				close(h.granted)
+				<-h.release
+			})
+		}
+		return err
+	}
+}
+
+// auditIsLockScript: args run redisstore's lock script, the one script
+// whose two keys are a lock and a fence counter.
+func auditIsLockScript(args []any) bool {
+	if len(args) < 5 || (args[0] != "evalsha" && args[0] != "eval") || args[2] != 2 {
+		return false
+	}
+	lock, _ := args[3].(string)
+	fence, _ := args[4].(string)
+	return strings.HasSuffix(lock, ":lock") && strings.HasSuffix(fence, ":fence")
 }
 
 // needles is every secret the audit knows of: planted credentials, key
