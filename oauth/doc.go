@@ -20,6 +20,12 @@
 //   - stateless tokens, valid for 15 minutes, unlimited and not revocable:
 //     [Client.IssueStatelessToken].
 //
+// [TokenSource] keeps one token of a family fresh for many callers, shared
+// between processes through a [Store] ([MemoryStore], [FileStore] or
+// package redisstore). A failed refresh is retried with jittered backoff
+// from Config.Retry and never sooner than LINE's Retry-After; a store that
+// cannot be used is reported as [ErrStoreUnavailable].
+//
 // No value of this package's types prints a secret (channel secret, access
 // token, JWT assertion, private key) under any fmt verb or through
 // log/slog, and no error string carries one.

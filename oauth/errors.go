@@ -37,6 +37,12 @@ var (
 	// documented JSON (not JSON, a required field missing or of the wrong
 	// type, or larger than the size cap). Never a zero [Token].
 	ErrMalformedResponse = errors.New("oauth: malformed response")
+	// ErrStoreUnavailable: a [TokenSource] could not use its [Store] (Load,
+	// Lock or Save failed: Redis down, a file that cannot be read or
+	// written). The error also unwraps to the store's own error, e.g. a
+	// *net.OpError or a syscall.Errno. A lost lock ([ErrLockLost]) or an
+	// ended context is not this: the store worked.
+	ErrStoreUnavailable = errors.New("oauth: token store unreachable")
 )
 
 // LINE's error texts that select a sentinel (../shared/LINE-TOKEN-API.md).

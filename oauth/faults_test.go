@@ -637,6 +637,15 @@ func TestFaultsTokenSource(t *testing.T) {
 					t.Fatalf("%d issues for the first token", tg.issued())
 				}
 				const attempts = 2
+				// retryAfter is LINE's Retry-After under this fault: the
+				// source must wait all of it, not its own shorter backoff.
+				retryAfter := fc.wantFake.retryAfter
+				// slack is how much short of a wait's end the quiet check
+				// stops: the fake server's clock also runs on in real time.
+				slack := 250 * time.Millisecond
+				if mk.name == "raw TCP" {
+					retryAfter, slack = fc.wantRaw.retryAfter, time.Millisecond
+				}
 				alloc, heap := memDelta(func() {
 					tg.arm(fc)
 					tg.advance(51 * time.Minute) // into the 10-minute window
@@ -650,16 +659,30 @@ func TestFaultsTokenSource(t *testing.T) {
 								t.Fatalf("Token under %s after %d failed refreshes = %v, %v; want the still-valid token", fc.name, n, tok, err)
 							}
 						}
+						// The backoff after failure n is 2^(n-1)s less jitter of up
+						// to half; a Retry-After, when sent, is waited in full. Up
+						// to just before the earliest moment it may end, the fault
+						// sees no new attempt.
+						wait := time.Second << (n - 1)
+						quiet := wait/2 - slack
+						if retryAfter > 0 {
+							wait, quiet = retryAfter, retryAfter-slack
+						}
+						tg.advance(quiet)
+						time.Sleep(30 * time.Millisecond) // six watcher ticks
+						if got := tg.faulted(); got != n {
+							t.Fatalf("%d requests met the fault %v after failed refresh #%d, want %d: the source retried before its wait (%v) was over",
+								got, quiet, n, n, wait)
+						}
 						if n < attempts {
-							tg.advance(time.Second << (n - 1)) // past the failure backoff
+							tg.advance(wait - quiet) // the wait is over: exactly one more attempt
 						}
 					}
-					time.Sleep(30 * time.Millisecond) // backoff: no further attempt while the clock stands
 					if got := tg.faulted(); got != attempts {
 						t.Errorf("%d requests met the fault over %d refresh attempts", got, attempts)
 					}
 					tg.disarm()
-					tg.advance(3 * time.Second) // past the second backoff (2s)
+					tg.advance(max(3*time.Second, retryAfter)) // past the second wait
 					eventually(t, "recovery", func() bool {
 						tok, err := ts.Token(ctx)
 						return err == nil && tok != first

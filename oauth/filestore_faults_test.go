@@ -2,12 +2,14 @@ package oauth_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,12 +71,25 @@ func TestFileStoreFaultsLeakFree(t *testing.T) {
 			clk.Advance(29*24*time.Hour + time.Hour) // into the early-refresh window
 			eventually(t, "the refresh to meet the fault", func() bool {
 				out := logs.String()
-				return strings.Contains(out, "corrupt") || strings.Contains(out, "token refresh failed")
+				return strings.Contains(out, "oauth: FileStore: corrupt token file moved aside") || strings.Contains(out, "oauth: token refresh failed")
 			})
 			for range 100 {
 				tok, err := ts.Token(ctx)
 				if err != nil || !tok.Valid(clk.Now()) {
 					t.Fatalf("Token under a %s file = %v, %v; want a valid token", name, tok, err)
+				}
+			}
+			if name == "unwritable" {
+				// A caller that needs a new token (the current one refused)
+				// learns why, typed: the store is unavailable, because its
+				// directory is now a regular file.
+				ts.Invalidate(first.AccessToken)
+				_, err := ts.Token(ctx)
+				if !errors.Is(err, oauth.ErrStoreUnavailable) || !errors.Is(err, syscall.ENOTDIR) {
+					t.Errorf("Token after Invalidate under an unwritable store = %v; want oauth.ErrStoreUnavailable wrapping ENOTDIR", err)
+				}
+				if err != nil && (strings.Contains(err.Error(), testSecret) || strings.Contains(err.Error(), "issued-token-")) {
+					t.Errorf("the error carries a secret: %v", err)
 				}
 			}
 			if name == "corrupted" {

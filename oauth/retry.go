@@ -19,12 +19,33 @@ const (
 	defaultMaxWait     = 60 * time.Second       // a longer Retry-After is not waited for
 )
 
+// Background refresh bounds. A [TokenSource] retries a failed refresh on its
+// own, across calls, with the same policy shape (exponential, full jitter
+// above half, a floor and a cap) but waits suited to a cache that still
+// serves a valid token: a fleet of processes must not hit a failing LINE or
+// store in lockstep, nor every few hundred milliseconds.
+const (
+	// refreshBackoffMin is the least first wait after a failed refresh
+	// (before jitter): at most about one attempt a second per process.
+	refreshBackoffMin = time.Second
+	// refreshBackoffMax caps the wait after failed refreshes (Retry-After
+	// aside), so a source still recovers within minutes once the cause is
+	// fixed, and callers of an expired token are not refused for long.
+	refreshBackoffMax = 5 * time.Minute
+)
+
 // RetryPolicy says how a [Client] retries a failed request. The zero value
 // is the default: up to 3 attempts for verify, revoke, key IDs and
 // stateless issue, on transport errors, 5xx and 429, with exponential
 // backoff and full jitter between 200ms and 10s, honouring Retry-After up
 // to 60s. Other 4xx are never retried. Every wait ends early when the
 // call's context does, and each retry is logged with its reason at Warn.
+//
+// A [TokenSource] retries a failed refresh itself, on the next attempts to
+// refresh, with this policy's backoff (the same growth and jitter) but a
+// floor of at least 1s and a cap of 5 minutes, suited to a cache that still
+// serves a valid token; a Retry-After that came with the failure is waited
+// for in full there, beyond MaxWait.
 type RetryPolicy struct {
 	// MaxAttempts counts the first try: 1 disables retries; 0 means 3.
 	MaxAttempts int
@@ -55,17 +76,47 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+// jitterSource draws a uniform duration in [0, n); rand.N in production,
+// a seeded source in tests.
+type jitterSource func(n time.Duration) time.Duration
+
 // backoff is the wait before retry number n (1-based): exponential from
 // MinBackoff, capped at MaxBackoff, with full jitter above a floor of half.
-func (p RetryPolicy) backoff(n int) time.Duration {
+func (p RetryPolicy) backoff(n int) time.Duration { return p.backoffWith(n, nil) }
+
+// backoffWith is backoff drawing its jitter from j (nil: rand.N).
+func (p RetryPolicy) backoffWith(n int, j jitterSource) time.Duration {
 	lo, hi := orDefault(p.MinBackoff, defaultMinBackoff), orDefault(p.MaxBackoff, defaultMaxBackoff)
 	d := lo
 	for i := 1; i < n && d < hi; i++ {
 		d *= 2
 	}
 	d = min(d, hi)
+	if j == nil {
+		j = rand.N[time.Duration]
+	}
 	half := d / 2
-	return half + rand.N(d-half+1)
+	return half + j(d-half+1)
+}
+
+// refreshBackoff is how long a [TokenSource] waits after its failures-th
+// failed refresh in a row (err the last failure). It is the policy's
+// backoff with its floor raised to refreshBackoffMin and its cap set to
+// refreshBackoffMax (the same exponential growth and jitter as between
+// attempts of one call), and never less than a Retry-After that came with
+// err: a 429 or 503 that says when to come back is not asked again sooner
+// (a Retry-After is capped at 24h when parsed).
+func (p RetryPolicy) refreshBackoff(failures int, err error, j jitterSource) time.Duration {
+	bg := RetryPolicy{
+		MinBackoff: min(max(orDefault(p.MinBackoff, defaultMinBackoff), refreshBackoffMin), refreshBackoffMax),
+		MaxBackoff: refreshBackoffMax,
+	}
+	wait := bg.backoffWith(max(failures, 1), j)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.RetryAfter > wait {
+		wait = ae.RetryAfter
+	}
+	return wait
 }
 
 // isIssueOperation: operations whose blind retry can burn a slot.

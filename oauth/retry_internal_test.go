@@ -1,6 +1,9 @@
 package oauth
 
 import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -26,5 +29,55 @@ func TestBackoffBounds(t *testing.T) {
 	}
 	if zero.attempts() != defaultMaxAttempts {
 		t.Errorf("default attempts = %d", zero.attempts())
+	}
+}
+
+// TestRefreshBackoff: a TokenSource's wait after failed refreshes comes
+// from the client's policy: it grows exponentially from a floor of 1s to a
+// cap of 5 minutes, with jitter over the upper half (a fleet does not retry
+// in lockstep), and is never shorter than a Retry-After that came with the
+// failure. The jitter is drawn from a seeded source: deterministic.
+func TestRefreshBackoff(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	seeded := func(n time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(n))) }
+	for _, p := range []RetryPolicy{{}, {MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, {MinBackoff: time.Hour, MaxBackoff: time.Hour}} {
+		for failures, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 9: 256 * time.Second, 10: 5 * time.Minute, 1000: 5 * time.Minute} {
+			if p.MinBackoff == time.Hour {
+				want = refreshBackoffMax // a floor above the cap is held to it
+			}
+			seen := map[time.Duration]bool{}
+			for range 200 {
+				d := p.refreshBackoff(failures, errors.New("store down"), seeded)
+				if d < want/2 || d > want {
+					t.Fatalf("%+v: refreshBackoff(%d) = %v, want within [%v, %v]", p, failures, d, want/2, want)
+				}
+				seen[d] = true
+			}
+			if len(seen) < 100 {
+				t.Errorf("%+v: refreshBackoff(%d) has no jitter: %d distinct waits of 200", p, failures, len(seen))
+			}
+		}
+	}
+	// The draw sets the wait: the bottom and the top of the range.
+	var p RetryPolicy
+	if d := p.refreshBackoff(3, nil, func(time.Duration) time.Duration { return 0 }); d != 2*time.Second {
+		t.Errorf("lowest draw after 3 failures = %v, want 2s", d)
+	}
+	if d := p.refreshBackoff(3, nil, func(n time.Duration) time.Duration { return n - 1 }); d != 4*time.Second {
+		t.Errorf("highest draw after 3 failures = %v, want 4s", d)
+	}
+	// Retry-After: a floor for the wait, however long (the parse caps it at
+	// 24h); shorter than the backoff, it changes nothing.
+	for _, ra := range []time.Duration{7 * time.Second, 120 * time.Second, time.Hour, maxRetryAfter} {
+		err := fmt.Errorf("oauth: refreshing: %w", &APIError{Operation: operationIssueV21, StatusCode: 429, RetryAfter: ra})
+		for failures := range 12 {
+			if d := p.refreshBackoff(failures+1, err, seeded); d < ra {
+				t.Errorf("refreshBackoff(%d) with Retry-After %v = %v, want at least the Retry-After", failures+1, ra, d)
+			}
+		}
+	}
+	short := &APIError{Operation: operationIssueV21, StatusCode: 503, RetryAfter: time.Millisecond}
+	if d := p.refreshBackoff(5, short, func(time.Duration) time.Duration { return 0 }); d != 8*time.Second {
+		t.Errorf("refreshBackoff(5) with a 1ms Retry-After = %v, want the backoff's 8s", d)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -24,6 +26,26 @@ func flaky(n int32, status int, retryAfter string, ok string) (func(http.Respons
 				w.Header().Set("Retry-After", retryAfter)
 			}
 			jsonAnswer(status, `{"message":"try later"}`)(w, r)
+			return
+		}
+		jsonAnswer(200, ok)(w, r)
+	}, &calls
+}
+
+// dropping closes the connection of the first n requests without a word
+// (a TCP reset: the answer is lost), then answers 200 with ok.
+func dropping(n int32, ok string) (func(http.ResponseWriter, *http.Request), *atomic.Int32) {
+	var calls atomic.Int32
+	return func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= n {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				panic(err) // the test server speaks HTTP/1.1: hijacking works
+			}
+			if tc, ok := conn.(*net.TCPConn); ok {
+				_ = tc.SetLinger(0) // Close sends RST, not FIN
+			}
+			_ = conn.Close()
 			return
 		}
 		jsonAnswer(200, ok)(w, r)
@@ -111,6 +133,39 @@ func TestRetryPolicy(t *testing.T) {
 			c := retryClient(t, newTestServer(t, h).URL, fastRetry, nil)
 			if err := callByOp(ctx, c, op); err != nil || calls.Load() != 2 {
 				t.Errorf("%s: err = %v after %d calls", op, err, calls.Load())
+			}
+		}
+	})
+	t.Run("transport error retried for safe operations", func(t *testing.T) {
+		for op, body := range map[string]string{"verifyChannelTokenByJWT": verifyV21Body, "verifyChannelToken": verifyLongBody,
+			"revokeChannelTokenByJWT": "", "revokeChannelToken": "", "getsAllValidChannelAccessTokenKeyIds": kidsBody,
+			"issueStatelessChannelToken": statelessBody} {
+			h, calls := dropping(1, body)
+			var logs bytes.Buffer
+			c := retryClient(t, newTestServer(t, h).URL, fastRetry, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err := callByOp(ctx, c, op); err != nil || calls.Load() != 2 {
+				t.Errorf("%s: err = %v after %d requests, want success on the second", op, err, calls.Load())
+			}
+			if !strings.Contains(logs.String(), `reason="transport error"`) {
+				t.Errorf("%s: the retry is not logged with its reason:\n%s", op, logs.String())
+			}
+		}
+	})
+	t.Run("transport error on issue retried only when opted in", func(t *testing.T) {
+		for op, body := range map[string]string{"issueChannelTokenByJWT": issueV21Body, "issueChannelToken": issueShortBody} {
+			h, calls := dropping(1, body)
+			c := retryClient(t, newTestServer(t, h).URL, fastRetry, nil)
+			err := callByOp(ctx, c, op)
+			var ae *oauth.APIError
+			if err == nil || errors.As(err, &ae) || !errors.As(err, new(*url.Error)) || calls.Load() != 1 {
+				t.Errorf("%s: err = %v after %d requests, want the transport error after one (a lost answer may have used a slot)", op, err, calls.Load())
+			}
+			h, calls = dropping(1, body)
+			opted := fastRetry
+			opted.RetryIssue = true
+			c = retryClient(t, newTestServer(t, h).URL, opted, nil)
+			if err := callByOp(ctx, c, op); err != nil || calls.Load() != 2 {
+				t.Errorf("%s opted in (RetryIssue): err = %v after %d requests, want success on the second", op, err, calls.Load())
 			}
 		}
 	})

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -60,23 +61,33 @@ const (
 	// refreshTimeout bounds one refresh, detached from any caller's context.
 	refreshTimeout = 50 * time.Second
 	// lockTTL: a crashed holder's lock frees itself well inside
-	// refreshTimeout, so waiters take over; a live holder slower than this
-	// loses the lock and its Save is fenced off (see issueAndSave).
+	// refreshTimeout, so waiters take over. A live holder never works past
+	// it: the issue (with its retries, when Config.Retry.RetryIssue opts
+	// into them) and the revocations under the lock are cut off once
+	// lockTTL less lockTTL/lockSaveShare has passed since the Lock, so the
+	// Save comes while the lock still holds. Should one be slower still (a
+	// stalled store), its Save is fenced off (see issueAndSave).
 	lockTTL = 40 * time.Second
+	// lockSaveShare: the last 1/lockSaveShare of lockTTL (10s of 40s) is
+	// kept for the Save and Unlock that follow the work under the lock.
+	lockSaveShare = 4
+	// maxRefreshShare: for a token LINE gave a shorter lifetime than asked,
+	// the early-refresh window is at most 1/maxRefreshShare of that
+	// lifetime, so a token shorter-lived than RefreshBefore is used for
+	// half its life instead of replaced at once, at every tick.
+	maxRefreshShare = 2
 	// unlockTimeout bounds an Unlock, which runs even after a refresh's
 	// context ended.
 	unlockTimeout = 5 * time.Second
 	// revokeRetry is the wait before due revocations are tried again after
-	// a failure (store or LINE).
+	// a failure (store or LINE), unless LINE's Retry-After asks for longer:
+	// a replaced token stays valid meanwhile, so there is no hurry, and
+	// a failing LINE or store is not hit every tick.
 	revokeRetry = 30 * time.Second
 	// lockPollMin and lockPollMax bound the wait between looks at the store
 	// while another holder refreshes.
 	lockPollMin = 20 * time.Millisecond
 	lockPollMax = time.Second
-	// failureBackoffMin and failureBackoffMax bound the wait after a failed
-	// refresh before the next attempt.
-	failureBackoffMin = time.Second
-	failureBackoffMax = 5 * time.Minute
 	// closeTimeout bounds the revocations Close finishes.
 	closeTimeout = 20 * time.Second
 	// singleflightKey names the one refresh in flight.
@@ -96,7 +107,9 @@ type TokenSourceOptions struct {
 	// RefreshBefore is the early-refresh window: inside it the cached token
 	// is still returned at once while one background refresh replaces it.
 	// 0 means a tenth of the token's lifetime, at most 24h (v2.1 of 30
-	// days and short-lived: 24h; stateless: 90s).
+	// days and short-lived: 24h; stateless: 90s). For a token LINE issued
+	// with a shorter lifetime (expires_in) than expected, the window is at
+	// most half that lifetime.
 	RefreshBefore time.Duration
 	// RevokeGrace is how long a replaced v2.1 or short-lived token lives on
 	// before it is revoked; 0 means 10 minutes.
@@ -104,7 +117,8 @@ type TokenSourceOptions struct {
 	// Store keeps the tokens; nil means a private [MemoryStore].
 	Store Store
 	// Logger receives refreshes, their failures and revocations; nil means
-	// silent (Config.Logger is not used here). Nothing logged carries a secret.
+	// the Client's Config.Logger (itself nil: silent). Nothing logged
+	// carries a secret.
 	Logger *slog.Logger
 }
 
@@ -120,9 +134,21 @@ type TokenSourceOptions struct {
 //     watcher runs);
 //   - stale: Token returns the cached token at once, and exactly one
 //     background refresh replaces it; a failed one is logged and retried
-//     with backoff while the valid token is still served;
+//     while the valid token is still served, after a wait drawn from the
+//     Client's [RetryPolicy] (exponential with jitter, at least 1s before
+//     jitter at first, at most 5 minutes) and never shorter than a
+//     Retry-After that came with the failure;
 //   - expired or none: callers wait for one shared refresh, each honouring
 //     its own context.
+//
+// A token's early-refresh window is RefreshBefore; for a token LINE gave a
+// shorter lifetime (expires_in) than expected, at most half that lifetime:
+// such a token is used for half its life, not replaced at once and again
+// at every look.
+//
+// A refresh that cannot use its [Store] fails with an error matching
+// [ErrStoreUnavailable] (and the store's own error); a valid cached token
+// is still served meanwhile.
 //
 // The returned *Token is shared: read it, do not modify it.
 type TokenSource struct {
@@ -136,6 +162,8 @@ type TokenSource struct {
 	key           string
 	log           *slog.Logger
 	watchInterval time.Duration
+	lockTTL       time.Duration // the store lock's TTL: lockTTL but in tests
+	jitter        jitterSource  // draws backoff jitter; nil: rand.N
 
 	cur       atomic.Pointer[cached]
 	sf        singleflight.Group
@@ -218,7 +246,8 @@ func NewTokenSource(c *Client, opts TokenSourceOptions) (*TokenSource, error) {
 		c: c, kind: opts.Kind, lifetime: lifetime, refreshBefore: rb,
 		grace: orDefault(opts.RevokeGrace, defaultRevokeGrace),
 		store: opts.Store, key: StoreKey(cfg.ChannelID, opts.Kind),
-		log: opts.Logger, watchInterval: defaultWatchInterval,
+		log: cmp.Or(opts.Logger, cfg.Logger), watchInterval: defaultWatchInterval,
+		lockTTL: lockTTL,
 	}
 	if ts.store == nil {
 		ts.store, ts.private = NewMemoryStore(), true
@@ -322,16 +351,32 @@ func (ts *TokenSource) wait(ctx context.Context) (*Token, error) {
 		return nil, err
 	}
 	ts.mu.Unlock()
-	ch := ts.sf.DoChan(singleflightKey, ts.trackedRefresh)
-	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
+	for joined := 0; ; joined++ {
+		ch := ts.sf.DoChan(singleflightKey, ts.trackedRefresh)
+		select {
+		case r := <-ch:
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			tok := r.Val.(*Token)
+			// A refresh still finishing (its Unlock, say) when its token
+			// was invalidated hands back that refused token: start the
+			// next refresh instead, once.
+			if joined == 0 && ts.invalidatedCurrent(tok) {
+				continue
+			}
+			return tok, nil
+		case <-ctx.Done():
+			return nil, fmt.Errorf("oauth: waiting for a token: %w", ctx.Err())
 		}
-		return r.Val.(*Token), nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("oauth: waiting for a token: %w", ctx.Err())
 	}
+}
+
+// invalidatedCurrent reports whether tok is the cached token and was
+// invalidated.
+func (ts *TokenSource) invalidatedCurrent(tok *Token) bool {
+	c := ts.cur.Load()
+	return c != nil && c.tok == tok && c.phase.Load() == phaseExpired && ts.c.now().Before(c.expireAt)
 }
 
 // fromStore installs and returns a usable token saved by another source,
@@ -456,7 +501,7 @@ func (ts *TokenSource) refresh() (*Token, error) {
 		ts.mu.Lock()
 		ts.failures++
 		failures := ts.failures
-		wait := min(failureBackoffMin<<min(failures-1, 16), failureBackoffMax)
+		wait := ts.c.cfg.Retry.refreshBackoff(failures, err, ts.jitter)
 		ts.nextAttempt = now.Add(wait)
 		ts.lastErr = fmt.Errorf("oauth: refreshing %s token: %w", ts.kind, err)
 		lastErr := ts.lastErr
@@ -482,7 +527,26 @@ func (ts *TokenSource) refresh() (*Token, error) {
 // not the token being replaced.
 func (ts *TokenSource) usable(t *Token, now time.Time, replacing string) bool {
 	return t != nil && t.AccessToken != "" && t.AccessToken != replacing &&
-		now.Before(t.Expiry.Add(-ts.refreshBefore))
+		now.Before(t.Expiry.Add(-ts.refreshWindow(t)))
+}
+
+// refreshWindow is how long before its expiry t is replaced: RefreshBefore,
+// but for a token LINE gave a shorter lifetime than the source's (and so
+// perhaps shorter than RefreshBefore), at most 1/maxRefreshShare of that
+// lifetime. A token of the expected or unknown (0) lifetime gets
+// RefreshBefore, whatever share of its life that is.
+func (ts *TokenSource) refreshWindow(t *Token) time.Duration {
+	if t.ExpiresIn > 0 && t.ExpiresIn < ts.lifetime {
+		return min(ts.refreshBefore, t.ExpiresIn/maxRefreshShare)
+	}
+	return ts.refreshBefore
+}
+
+// lockWorkDeadline is when work under a store lock taken at locked must
+// end: lockTTL/lockSaveShare before the lock can expire, so that the Save
+// that follows still holds it.
+func (ts *TokenSource) lockWorkDeadline(locked time.Time) time.Time {
+	return locked.Add(ts.lockTTL - ts.lockTTL/lockSaveShare)
 }
 
 // replacing is the token a refresh replaces: the current one, when stale or
@@ -506,12 +570,13 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 			ts.install(e.Token, e)
 			return e.Token, false, nil
 		}
-		fence, err := ts.store.Lock(ctx, ts.key, lockTTL)
+		locked := time.Now() // the store's TTL runs on real time, not ts.c.now
+		fence, err := ts.store.Lock(ctx, ts.key, ts.lockTTL)
 		if err != nil {
 			return nil, false, storeError("lock", err)
 		}
 		if fence > 0 {
-			tok, err := ts.issueAndSave(ctx, fence, old)
+			tok, err := ts.issueAndSave(ctx, fence, old, locked)
 			ts.unlock(ctx, fence)
 			return tok, err == nil && tok != nil, err
 		}
@@ -527,10 +592,14 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 	}
 }
 
-// issueAndSave runs under the lock: it looks at the store once more, then
-// issues, records the replaced token for revocation and saves.
-func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string) (*Token, error) {
-	e, err := ts.store.Load(ctx, ts.key)
+// issueAndSave runs under the lock taken at locked: it looks at the store
+// once more, then issues, records the replaced token for revocation and
+// saves. The look and the issue end by lockWorkDeadline, so the Save comes
+// while the lock holds even when retries of the issue are opted into.
+func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string, locked time.Time) (*Token, error) {
+	wctx, cancel := context.WithDeadline(ctx, ts.lockWorkDeadline(locked))
+	defer cancel()
+	e, err := ts.store.Load(wctx, ts.key)
 	if err != nil {
 		return nil, storeError("load", err)
 	}
@@ -539,8 +608,11 @@ func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string
 		ts.install(e.Token, e)
 		return e.Token, nil
 	}
-	tok, err := ts.issue(ctx)
+	tok, err := ts.issue(wctx)
 	if err != nil {
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("oauth: issue cut off before the token store lock (TTL %v) could expire: %w", ts.lockTTL, err)
+		}
 		return nil, err
 	}
 	next := &StoreEntry{Token: tok}
@@ -617,7 +689,7 @@ func (ts *TokenSource) issue(ctx context.Context) (*Token, error) {
 
 // install makes tok the cached token and notes when revocations fall due.
 func (ts *TokenSource) install(tok *Token, e *StoreEntry) {
-	c := &cached{tok: tok, refreshAt: tok.Expiry.Add(-ts.refreshBefore), expireAt: tok.Expiry.Add(-expiryMargin)}
+	c := &cached{tok: tok, refreshAt: tok.Expiry.Add(-ts.refreshWindow(tok)), expireAt: tok.Expiry.Add(-expiryMargin)}
 	now := ts.c.now()
 	switch {
 	case !now.Before(c.expireAt):
@@ -669,11 +741,16 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 	if !ts.revocable() {
 		return nil
 	}
-	fence, err := ts.store.Lock(ctx, ts.key, lockTTL)
+	locked := time.Now()
+	fence, err := ts.store.Lock(ctx, ts.key, ts.lockTTL)
 	if err != nil || fence == 0 {
 		return storeError("lock", err) // someone else is at it; the next tick tries again
 	}
 	defer ts.unlock(ctx, fence)
+	// Revocations end by lockWorkDeadline (those cut off stay pending); the
+	// Save below uses ctx, while the lock still holds.
+	wctx, cancel := context.WithDeadline(ctx, ts.lockWorkDeadline(locked))
+	defer cancel()
 	e, err := ts.store.Load(ctx, ts.key)
 	if err != nil || e == nil {
 		return storeError("load", err)
@@ -681,6 +758,7 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 	now := ts.c.now()
 	var keep []PendingRevocation
 	var errs []error
+	retryAt := now.Add(revokeRetry) // when the failed ones are tried again
 	targets := e.Pending
 	if everything && e.Token != nil {
 		targets = append(targets, PendingRevocation{Token: *e.Token, RevokeAfter: now})
@@ -694,13 +772,17 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 			keep = append(keep, r)
 			continue
 		}
-		err := ts.revoke(ctx, r.Token.AccessToken)
+		err := ts.revoke(wctx, r.Token.AccessToken)
 		switch {
 		case err == nil, errors.Is(err, ErrInvalidToken):
 			ts.logAttrs(slog.LevelInfo, "oauth: token revoked", slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID))
 		default:
 			keep = append(keep, r)
 			errs = append(errs, err)
+			var ae *APIError
+			if errors.As(err, &ae) && now.Add(ae.RetryAfter).After(retryAt) {
+				retryAt = now.Add(ae.RetryAfter) // LINE said when to come back
+			}
 			ts.logAttrs(slog.LevelWarn, "oauth: revoking a token failed; will retry",
 				slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID), slog.String("error", err.Error()))
 		}
@@ -715,7 +797,7 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 			retry = append([]PendingRevocation(nil), keep...)
 			for i := range retry {
 				if !retry[i].RevokeAfter.After(now) {
-					retry[i].RevokeAfter = now.Add(failureBackoffMin * 30)
+					retry[i].RevokeAfter = retryAt
 				}
 			}
 		}
@@ -742,7 +824,8 @@ func (ts *TokenSource) unlock(ctx context.Context, fence int64) {
 }
 
 // storeError says which store operation failed; a failure that is not a
-// lost lock or an ended context means the store could not be used.
+// lost lock or an ended context means the store could not be used: it
+// matches [ErrStoreUnavailable] and still unwraps to the store's own error.
 func storeError(op string, err error) error {
 	switch {
 	case err == nil:
@@ -750,10 +833,11 @@ func storeError(op string, err error) error {
 	case errors.Is(err, ErrLockLost), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("oauth: token store %s: %w", op, err)
 	}
-	return fmt.Errorf("oauth: token store unreachable (%s): %w", op, err)
+	return fmt.Errorf("%w (%s): %w", ErrStoreUnavailable, op, err)
 }
 
-// logAttrs logs through TokenSourceOptions.Logger, if any; never under ts.mu.
+// logAttrs logs through TokenSourceOptions.Logger, or else Config.Logger,
+// if any; never under ts.mu.
 func (ts *TokenSource) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
 	if ts.log != nil {
 		ts.log.LogAttrs(context.Background(), level, msg, attrs...)

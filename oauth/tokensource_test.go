@@ -7,17 +7,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/linetoken/linetoken/oauth"
+	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
 
 // fakeClock is a settable clock shared by a client and its test.
@@ -262,7 +269,8 @@ func TestTokenSourceBackgroundFailureKeepsServing(t *testing.T) {
 	if err != nil || tok != first {
 		t.Fatalf("Token during failing refresh = %v, %v; want the still-valid token", tok, err)
 	}
-	// Backoff: no hammering while failing (the first retry waits >= 1s).
+	// Backoff: no hammering while failing (the first retry waits >= 500ms
+	// on the source's clock, which stands still here).
 	before := strings.Count(logs.String(), "token refresh failed")
 	time.Sleep(100 * time.Millisecond)
 	if after := strings.Count(logs.String(), "token refresh failed"); after != before {
@@ -491,3 +499,488 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// nextAttemptIn is the wait the last "token refresh failed" line in logs
+// announces.
+func nextAttemptIn(t *testing.T, logs string) time.Duration {
+	t.Helper()
+	m := regexp.MustCompile(`next_attempt_in=(\S+)`).FindAllStringSubmatch(logs, -1)
+	if len(m) == 0 {
+		t.Fatalf("no next_attempt_in in the log:\n%s", logs)
+	}
+	d, err := time.ParseDuration(m[len(m)-1][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestTokenSourceRefreshBackoffJitter: the wait after a failed refresh is
+// the client's RetryPolicy backoff (for a TokenSource: a floor of 1s and a
+// cap of 5 minutes) with jitter. Pinned draws give the two ends of each
+// range; sources drawing from their own seeded sources wait different
+// times inside it, so a fleet does not retry LINE in lockstep.
+func TestTokenSourceRefreshBackoffJitter(t *testing.T) {
+	is := newIssuer(t)
+	is.fail.Store(500)
+	clk := newFakeClock()
+	ctx := context.Background()
+	waits := func(t *testing.T, jitter func(time.Duration) time.Duration, failures int) []time.Duration {
+		t.Helper()
+		var logs syncBuffer
+		ts := newSource(t, clientFor(t, is.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		ts.SetJitter(jitter)
+		var out []time.Duration
+		for range failures {
+			if _, err := ts.Token(ctx); err == nil {
+				t.Fatal("Token succeeded against a failing issuer")
+			}
+			w := nextAttemptIn(t, logs.String())
+			out = append(out, w)
+			clk.Advance(w) // the wait is over: the next Token tries again
+		}
+		return out
+	}
+	lowest := waits(t, func(time.Duration) time.Duration { return 0 }, 4)
+	if want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second}; !slices.Equal(lowest, want) {
+		t.Errorf("waits with the lowest draws = %v, want %v", lowest, want)
+	}
+	highest := waits(t, func(n time.Duration) time.Duration { return n - 1 }, 10)
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second,
+		32 * time.Second, 64 * time.Second, 128 * time.Second, 256 * time.Second, 5 * time.Minute}; !slices.Equal(highest, want) {
+		t.Errorf("waits with the highest draws = %v, want %v (capped at 5m)", highest, want)
+	}
+	fleet := map[time.Duration]bool{}
+	for i := range 8 {
+		rng := rand.New(rand.NewPCG(uint64(i), 42))
+		w := waits(t, func(n time.Duration) time.Duration { return time.Duration(rng.Int64N(int64(n))) }, 1)[0]
+		if w < 500*time.Millisecond || w > time.Second {
+			t.Errorf("source %d waits %v after its first failure, want within [500ms, 1s]", i, w)
+		}
+		fleet[w] = true
+	}
+	if len(fleet) < 8 {
+		t.Errorf("8 sources failing together wait only %d distinct times: %v; want jitter", len(fleet), fleet)
+	}
+	if n := is.issues.Load(); n != 0 {
+		t.Errorf("%d tokens issued by a failing issuer", n)
+	}
+}
+
+// TestTokenSourceRefreshHonoursRetryAfter: LINE answers an issue with 429
+// and Retry-After: 120. No request goes out again before 120s have passed
+// (callers get the 429 meanwhile), though the backoff alone would allow one
+// after a second; just after, one request succeeds.
+func TestTokenSourceRefreshHonoursRetryAfter(t *testing.T) {
+	clk := newFakeClock()
+	var limited atomic.Bool
+	limited.Store(true)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if limited.Load() {
+			w.Header().Set("Retry-After", "120")
+			jsonAnswer(429, `{"message":"Too many requests"}`)(w, r)
+			return
+		}
+		jsonAnswer(200, issueShortBody)(w, r)
+	})
+	var logs syncBuffer
+	ts := newSource(t, clientFor(t, srv.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := context.Background()
+	if _, err := ts.Token(ctx); !errors.Is(err, oauth.ErrRateLimited) {
+		t.Fatalf("Token = %v, want the 429", err)
+	}
+	if w := nextAttemptIn(t, logs.String()); w != 2*time.Minute {
+		t.Errorf("next attempt in %v, want the Retry-After's 2m0s", w)
+	}
+	for _, step := range []time.Duration{time.Second, 2 * time.Second, 57 * time.Second, time.Minute - time.Millisecond} {
+		clk.Advance(step)
+		var ae *oauth.APIError
+		if _, err := ts.Token(ctx); !errors.As(err, &ae) || ae.RetryAfter != 2*time.Minute {
+			t.Fatalf("Token inside the Retry-After = %v, want the 429", err)
+		}
+		if n := srv.count(); n != 1 {
+			t.Fatalf("%d requests before the Retry-After passed, want 1", n)
+		}
+	}
+	limited.Store(false)
+	clk.Advance(time.Millisecond)
+	if _, err := ts.Token(ctx); err != nil || srv.count() != 2 {
+		t.Errorf("Token once the Retry-After passed = %v after %d requests, want success on the second", err, srv.count())
+	}
+}
+
+// TestTokenSourceRevokeRetryHonoursRetryAfter: a due revocation that LINE
+// answers with 429 and Retry-After: 120 is tried again after 120s, not
+// after the usual 30s.
+func TestTokenSourceRevokeRetryHonoursRetryAfter(t *testing.T) {
+	clk := newFakeClock()
+	var issued, revokes atomic.Int32
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/oauth/accessToken":
+			n := issued.Add(1)
+			jsonAnswer(200, fmt.Sprintf(`{"access_token":"short-token-%d","expires_in":3600,"token_type":"Bearer"}`, n))(w, r)
+		case "/v2/oauth/revoke":
+			revokes.Add(1)
+			w.Header().Set("Retry-After", "120")
+			jsonAnswer(429, `{"message":"Too many requests"}`)(w, r)
+		default:
+			jsonAnswer(404, `{"message":"Not found"}`)(w, r)
+		}
+	})
+	ts := newSource(t, clientFor(t, srv.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived,
+		RefreshBefore: 10 * time.Minute, RevokeGrace: time.Minute, Store: oauth.NewMemoryStore()})
+	ctx := context.Background()
+	first, err := ts.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(51 * time.Minute) // into the window: a new token, the first pending revocation
+	eventually(t, "rotation", func() bool { tok, _ := ts.Token(ctx); return tok != first })
+	clk.Advance(time.Minute) // the grace is over
+	eventually(t, "the first revocation", func() bool { return revokes.Load() == 1 })
+	clk.Advance(2*time.Minute - time.Millisecond)
+	time.Sleep(30 * time.Millisecond) // six watcher ticks
+	if n := revokes.Load(); n != 1 {
+		t.Fatalf("%d revocation requests before the Retry-After (120s) passed, want 1", n)
+	}
+	clk.Advance(time.Millisecond)
+	eventually(t, "the revocation retried after the Retry-After", func() bool { return revokes.Load() == 2 })
+}
+
+// TestTokenSourceFallsBackToConfigLogger: without TokenSourceOptions.Logger,
+// a source logs through the client's Config.Logger, as Config documents;
+// an explicit TokenSourceOptions.Logger takes precedence.
+func TestTokenSourceFallsBackToConfigLogger(t *testing.T) {
+	is := newIssuer(t)
+	is.fail.Store(500)
+	var cfgLogs, optLogs syncBuffer
+	c, err := oauth.NewClient(oauth.Config{ChannelID: testChannelID, ChannelSecret: testSecret, BaseURL: is.URL,
+		Clock: newFakeClock().Now, Retry: oauth.RetryPolicy{MaxAttempts: 1}, Logger: slog.New(slog.NewTextHandler(&cfgLogs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ts := newSource(t, c, oauth.TokenSourceOptions{Kind: oauth.KindShortLived})
+	if _, err := ts.Token(ctx); err == nil {
+		t.Fatal("Token succeeded against a failing issuer")
+	}
+	if n := strings.Count(cfgLogs.String(), "oauth: token refresh failed"); n != 1 {
+		t.Errorf("Config.Logger got %d refresh failures, want 1:\n%s", n, cfgLogs.String())
+	}
+	own := newSource(t, c, oauth.TokenSourceOptions{Kind: oauth.KindShortLived, Logger: slog.New(slog.NewTextHandler(&optLogs, nil))})
+	if _, err := own.Token(ctx); err == nil {
+		t.Fatal("Token succeeded against a failing issuer")
+	}
+	if !strings.Contains(optLogs.String(), "oauth: token refresh failed") {
+		t.Errorf("TokenSourceOptions.Logger did not get the failure:\n%s", optLogs.String())
+	}
+	if n := strings.Count(cfgLogs.String(), "oauth: token refresh failed"); n != 1 {
+		t.Errorf("Config.Logger got %d refresh failures, want still 1 (the second source has its own logger)", n)
+	}
+}
+
+// TestTokenSourceShortLivedAnswerNotReissued: LINE answers expires_in of an
+// hour where the source expects 30 days (early-refresh window 24h). The
+// token is used for half its life, then replaced once; it is not marked
+// stale at once and issued again at every watcher tick.
+func TestTokenSourceShortLivedAnswerNotReissued(t *testing.T) {
+	is := newIssuer(t)
+	is.expiresIn.Store(3600)
+	clk := newFakeClock()
+	ts := newSource(t, clientFor(t, is.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindV21})
+	ctx := context.Background()
+	first, err := ts.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // ten watcher ticks
+	clk.Advance(29 * time.Minute)     // still in the first half of its life
+	time.Sleep(30 * time.Millisecond)
+	if tok, err := ts.Token(ctx); err != nil || tok != first {
+		t.Errorf("Token = %v, %v; want the first token", tok, err)
+	}
+	if n := is.issues.Load(); n != 1 {
+		t.Fatalf("%d issues within the first half of a 1h token's life, want 1", n)
+	}
+	clk.Advance(time.Minute + time.Second) // past half its life
+	eventually(t, "the replacement", func() bool { tok, _ := ts.Token(ctx); return tok != first })
+	time.Sleep(50 * time.Millisecond)
+	if n := is.issues.Load(); n != 2 {
+		t.Errorf("%d issues, want 2: one replacement at half the token's life", n)
+	}
+}
+
+// lockTimingStore notes when its last lock was granted.
+type lockTimingStore struct {
+	*oauth.MemoryStore
+	mu     sync.Mutex
+	locked time.Time
+}
+
+func (s *lockTimingStore) Lock(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	f, err := s.MemoryStore.Lock(ctx, key, ttl)
+	if f > 0 {
+		s.mu.Lock()
+		s.locked = time.Now()
+		s.mu.Unlock()
+	}
+	return f, err
+}
+
+func (s *lockTimingStore) lockedAt() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.locked
+}
+
+// TestTokenSourceIssueEndsBeforeLockExpires: with issue retries opted in
+// (Config.Retry.RetryIssue), LINE hangs. The issue is cut off while the
+// store lock (its TTL shortened to 2s) still holds, leaving a quarter of the
+// TTL for the Save, so that no second holder can take over while this one
+// still issues; the refresh fails with the cut-off, not the caller's
+// deadline.
+func TestTokenSourceIssueEndsBeforeLockExpires(t *testing.T) {
+	const ttl = 2 * time.Second
+	cancelled := make(chan time.Time, 4)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // LINE hangs; the client gives up
+		cancelled <- time.Now()
+	})
+	c, err := oauth.NewClient(oauth.Config{ChannelID: testChannelID, ChannelSecret: testSecret, BaseURL: srv.URL,
+		Clock: newFakeClock().Now, Retry: oauth.RetryPolicy{RetryIssue: true, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &lockTimingStore{MemoryStore: oauth.NewMemoryStore()}
+	ts := newSource(t, c, oauth.TokenSourceOptions{Kind: oauth.KindShortLived, Store: store})
+	ts.SetLockTTL(ttl)
+	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = ts.Token(cctx)
+	if cctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "lock") {
+		t.Fatalf("Token = %v (caller's context: %v); want the issue cut off for the store lock", err, cctx.Err())
+	}
+	var at time.Time
+	select {
+	case at = <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the issue request was never cancelled")
+	}
+	if held := at.Sub(store.lockedAt()); held >= ttl {
+		t.Errorf("the issue ran %v under a lock of TTL %v", held, ttl)
+	}
+	if n := srv.count(); n != 1 {
+		t.Errorf("%d issue requests, want 1 (no retry once the lock's budget is spent)", n)
+	}
+}
+
+// failingStore fails every Load, Lock and Save with err.
+type failingStore struct{ err error }
+
+func (s failingStore) Load(context.Context, string) (*oauth.StoreEntry, error) { return nil, s.err }
+func (s failingStore) Lock(context.Context, string, time.Duration) (int64, error) {
+	return 0, s.err
+}
+func (s failingStore) Unlock(context.Context, string, int64) error { return nil }
+func (s failingStore) Save(context.Context, string, *oauth.StoreEntry, int64) error {
+	return s.err
+}
+
+// TestTokenSourceStoreUnavailable: a store that cannot be reached makes
+// Token fail with an error matching ErrStoreUnavailable that still
+// unwraps to the store's own error; a lost lock or an ended context is
+// not reported as an unavailable store.
+func TestTokenSourceStoreUnavailable(t *testing.T) {
+	is := newIssuer(t)
+	clk := newFakeClock()
+	ctx := context.Background()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	ts := newSource(t, clientFor(t, is.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived,
+		Store: failingStore{fmt.Errorf("examplestore: dial: %w", refused)}})
+	_, err := ts.Token(ctx)
+	var oe *net.OpError
+	if !errors.Is(err, oauth.ErrStoreUnavailable) || !errors.As(err, &oe) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("Token with the store down = %v; want ErrStoreUnavailable wrapping the *net.OpError", err)
+	}
+	if err != nil && !strings.Contains(err.Error(), "token store unreachable (load)") {
+		t.Errorf("error %q does not say which store operation failed", err)
+	}
+	for _, cause := range []error{oauth.ErrLockLost, context.DeadlineExceeded} {
+		ts := newSource(t, clientFor(t, is.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived, Store: failingStore{cause}})
+		if _, err := ts.Token(ctx); !errors.Is(err, cause) || errors.Is(err, oauth.ErrStoreUnavailable) {
+			t.Errorf("Token with the store answering %v = %v; want that cause, not ErrStoreUnavailable", cause, err)
+		}
+	}
+	if n := is.issues.Load(); n != 0 {
+		t.Errorf("%d issues without a usable store, want 0", n)
+	}
+}
+
+// TestTokenSourceChannelsShareStore: two channels keep their tokens in one
+// store (a MemoryStore, a FileStore): each source gets its own channel's
+// token, a rotation of one leaves the other's token and pending
+// revocations alone, and a restarted source of either channel takes its
+// own channel's token from the store.
+func TestTokenSourceChannelsShareStore(t *testing.T) {
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	ids := []string{"1000000001", "1000000002"}
+	for i, id := range ids {
+		srv.AddChannel(id, fmt.Sprintf("channel-secret-%d-0123456789abcdef", i))
+	}
+	stores := []struct {
+		name string
+		make func(t *testing.T) oauth.Store
+	}{
+		{"MemoryStore", func(*testing.T) oauth.Store { return oauth.NewMemoryStore() }},
+		{"FileStore", func(t *testing.T) oauth.Store { return newFileStore(t, filepath.Join(t.TempDir(), "tokens.json"), nil) }},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			ctx := context.Background()
+			store := st.make(t)
+			opts := oauth.TokenSourceOptions{Kind: oauth.KindShortLived, Store: store, RevokeGrace: time.Minute}
+			clients := map[string]*oauth.Client{}
+			sources := map[string]*oauth.TokenSource{}
+			for _, id := range ids {
+				clients[id] = srv.Client(t, id)
+				sources[id] = newSource(t, clients[id], opts)
+			}
+			toks := map[string]*oauth.Token{}
+			var mu sync.Mutex
+			var wg sync.WaitGroup
+			for _, id := range ids {
+				wg.Go(func() {
+					tok, err := sources[id].Token(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					toks[id] = tok
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				return
+			}
+			a, b := ids[0], ids[1]
+			if toks[a].AccessToken == toks[b].AccessToken {
+				t.Fatal("two channels got the same token")
+			}
+			check := func(when string, want map[string]*oauth.Token) {
+				t.Helper()
+				for id, tok := range want {
+					info, err := clients[id].VerifyShortLivedToken(ctx, tok.AccessToken)
+					if err != nil || info.ClientID != id {
+						t.Errorf("%s: channel %s's token verifies as %+v, %v; want client_id %s", when, id, info, err, id)
+					}
+					e, err := store.Load(ctx, oauth.StoreKey(id, oauth.KindShortLived))
+					if err != nil || e == nil || e.Token == nil || e.Token.AccessToken != tok.AccessToken {
+						t.Errorf("%s: store under channel %s holds %v, %v; want its own token", when, id, e, err)
+					}
+					if got, err := sources[id].Token(ctx); err != nil || got.AccessToken != tok.AccessToken {
+						t.Errorf("%s: channel %s's source serves %v, %v; want its own token", when, id, got, err)
+					}
+				}
+			}
+			check("first tokens", toks)
+
+			// Channel a's token is replaced (LINE refused it, say); b's is untouched.
+			issued := srv.IssueCount(oauthtest.KindShortLived)
+			sources[a].Invalidate(toks[a].AccessToken)
+			newA, err := sources[a].Token(ctx)
+			if err != nil || newA.AccessToken == toks[a].AccessToken {
+				t.Fatalf("channel %s after Invalidate: %v, %v; want a new token", a, newA, err)
+			}
+			check("after channel a's rotation", map[string]*oauth.Token{a: newA, b: toks[b]})
+			if eb, _ := store.Load(ctx, oauth.StoreKey(b, oauth.KindShortLived)); eb == nil || len(eb.Pending) != 0 {
+				t.Errorf("channel %s's entry after %s's rotation = %v; want no pending revocation", b, a, eb)
+			}
+			eventually(t, "the revocation of channel a's refused token", func() bool {
+				_, err := clients[a].VerifyShortLivedToken(ctx, toks[a].AccessToken)
+				return errors.Is(err, oauth.ErrInvalidToken)
+			})
+			if _, err := clients[b].VerifyShortLivedToken(ctx, toks[b].AccessToken); err != nil {
+				t.Errorf("channel %s's token was revoked with %s's: %v", b, a, err)
+			}
+
+			// Restarted sources take their own channel's token from the store.
+			for id, want := range map[string]*oauth.Token{a: newA, b: toks[b]} {
+				tok, err := newSource(t, clients[id], opts).Token(ctx)
+				if err != nil || tok.AccessToken != want.AccessToken {
+					t.Errorf("a restarted source of channel %s got %v, %v; want its stored token", id, tok, err)
+				}
+			}
+			if n := srv.IssueCount(oauthtest.KindShortLived) - issued; n != 1 {
+				t.Errorf("%d issues after the first tokens, want 1 (channel a's rotation)", n)
+			}
+		})
+	}
+}
+
+// slowUnlockStore holds Unlock until release is closed, once armed.
+type slowUnlockStore struct {
+	*oauth.MemoryStore
+	armed    atomic.Bool
+	entered  chan struct{}
+	release  chan struct{}
+	unlocked sync.Once
+}
+
+func (s *slowUnlockStore) Unlock(ctx context.Context, key string, fence int64) error {
+	if s.armed.CompareAndSwap(true, false) {
+		s.unlocked.Do(func() { close(s.entered) })
+		<-s.release
+	}
+	return s.MemoryStore.Unlock(ctx, key, fence)
+}
+
+// TestTokenSourceInvalidateDuringRefreshTail: the background refresh has
+// installed its new token but still runs (its store Unlock is slow, as
+// with Redis gone) when LINE refuses that token. A caller after
+// Invalidate must not be handed the refused token by the finishing
+// refresh: it gets a new one.
+func TestTokenSourceInvalidateDuringRefreshTail(t *testing.T) {
+	is := newIssuer(t)
+	is.expiresIn.Store(3600)
+	clk := newFakeClock()
+	store := &slowUnlockStore{MemoryStore: oauth.NewMemoryStore(), entered: make(chan struct{}), release: make(chan struct{})}
+	ts := newSource(t, clientFor(t, is.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindV21, Lifetime: time.Hour,
+		RefreshBefore: 10 * time.Minute, Store: store})
+	ctx := context.Background()
+	first, err := ts.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.armed.Store(true)
+	clk.Advance(51 * time.Minute) // the background refresh issues, installs, then blocks in Unlock
+	select {
+	case <-store.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background refresh never reached Unlock")
+	}
+	second, err := ts.Token(ctx)
+	if err != nil || second == first {
+		t.Fatalf("Token after the refresh installed = %v, %v; want the new token", second, err)
+	}
+	ts.Invalidate(second.AccessToken) // LINE answered 401 for it
+	got := make(chan *oauth.Token, 1)
+	go func() {
+		tok, err := ts.Token(ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- tok
+	}()
+	time.Sleep(20 * time.Millisecond) // the caller joins the refresh still in flight
+	close(store.release)
+	tok := <-got
+	if tok == nil || tok.AccessToken == second.AccessToken {
+		t.Errorf("Token after Invalidate = %v; want a new token, not the invalidated one", tok)
+	}
+}

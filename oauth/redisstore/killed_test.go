@@ -2,7 +2,9 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -68,9 +70,20 @@ func TestRedisKilledDuringRefresh(t *testing.T) {
 		t.Errorf("served an invalid token: %v", latest)
 	}
 	out := logs.String()
-	if !strings.Contains(out, "could not be saved") || !strings.Contains(out, "unreachable") {
-		t.Errorf("the log does not say the new token could not be saved to an unreachable store:\n%s", out)
+	if !strings.Contains(out, "oauth: issued token could not be saved to the store") {
+		t.Errorf("the log does not say the new token could not be saved:\n%s", out)
 	}
+	// With Redis gone, a caller that needs a new token learns why, typed.
+	ts.Invalidate(latest.AccessToken)
+	_, err = ts.Token(ctx)
+	var oe *net.OpError
+	if !errors.Is(err, oauth.ErrStoreUnavailable) || !errors.As(err, &oe) {
+		t.Errorf("Token after Invalidate with Redis dead = %v; want oauth.ErrStoreUnavailable wrapping a *net.OpError", err)
+	}
+	if err != nil && (strings.Contains(err.Error(), latest.AccessToken) || strings.Contains(err.Error(), ch.Secret)) {
+		t.Errorf("the error carries a secret: %v", err)
+	}
+	out = logs.String()
 	for _, secret := range []string{first.AccessToken, latest.AccessToken, ch.Secret} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the log carries a secret:\n%s", out)
@@ -80,8 +93,8 @@ func TestRedisKilledDuringRefresh(t *testing.T) {
 		t.Errorf("issued %d v2.1 tokens, want 2 (one per rotation)", n)
 	}
 
-	if err := ts.Close(); err == nil {
-		t.Log("Close succeeded without Redis (nothing was due)")
+	if err := ts.Close(); !errors.Is(err, oauth.ErrStoreUnavailable) {
+		t.Errorf("Close without Redis = %v; want oauth.ErrStoreUnavailable (its due revocations cannot take the lock)", err)
 	}
 	_ = rdb.Close()
 	srv.Close()

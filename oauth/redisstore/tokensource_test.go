@@ -3,10 +3,13 @@ package redisstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,10 +199,17 @@ func TestRedisUnreachable(t *testing.T) {
 	}
 	msg := err.Error()
 	t.Logf("error: %s", msg)
-	for _, want := range []string{"token store unreachable", "redisstore: redis unreachable at " + r.addr, "connection refused"} {
-		if !strings.Contains(msg, want) {
-			t.Errorf("error %q does not say %q", msg, want)
-		}
+	if !errors.Is(err, oauth.ErrStoreUnavailable) {
+		t.Errorf("error %q does not match oauth.ErrStoreUnavailable", msg)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("error %q does not unwrap to the *net.OpError of the refused connection", msg)
+	} else if oe.Addr == nil || oe.Addr.String() != r.addr {
+		t.Errorf("the refused connection was to %v, want Redis at %s", oe.Addr, r.addr)
+	}
+	if want := "redisstore: redis unreachable at " + r.addr; !strings.Contains(msg, want) {
+		t.Errorf("error %q does not say %q", msg, want) // where, for the operator
 	}
 	if strings.Contains(msg, tok.AccessToken) || strings.Contains(msg, ch.Secret) {
 		t.Errorf("error carries a secret: %s", msg)
