@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -145,9 +146,14 @@ func exitCode(err error) int {
 	return exitFailure
 }
 
-// hint suggests what to do about the failures LINE documents.
+// hint suggests what to do about the failures LINE documents, and about
+// not reaching LINE at all.
 func hint(err error) string {
+	var he *hintedError
+	var ue *url.Error
 	switch {
+	case errors.As(err, &he):
+		return he.hint
 	case errors.Is(err, oauth.ErrTokenLimitReached):
 		return "the channel has 30 active v2.1 tokens: revoke one (linetoken revoke) or wait for one to expire; linetoken kids lists their key IDs"
 	case errors.Is(err, oauth.ErrKeyNotRegistered):
@@ -157,10 +163,32 @@ func hint(err error) string {
 	case errors.Is(err, oauth.ErrRateLimited):
 		return "LINE is rate limiting the channel: wait, and reuse tokens instead of issuing many"
 	case errors.Is(err, oauth.ErrInvalidToken):
-		return "the token is expired, revoked, unknown or malformed (or of the other family: try --type)"
+		return "the token is expired, revoked, unknown or malformed"
+	case errors.As(err, &ue) && !errors.Is(err, context.Canceled):
+		return networkHint
 	}
 	return ""
 }
+
+// networkHint is the hint for a request that never got an answer
+// (connection refused, no such host, a timeout, a proxy failure): the
+// settings that decide where requests go. It quotes none of their values.
+const networkHint = "LINE's API was not reached: check " + oauth.EnvBaseURL + " or --" + flagBaseURL +
+	" (unset means " + oauth.DefaultBaseURL + "), and if this machine needs a proxy, HTTPS_PROXY" +
+	" (HTTP_PROXY for an http:// base URL) and NO_PROXY"
+
+// hintedError is an error with a hint that only the command knows (which
+// endpoint it asked, what the token looked like); it wins over hint's own.
+type hintedError struct {
+	err  error
+	hint string
+}
+
+func (e *hintedError) Error() string { return e.err.Error() }
+func (e *hintedError) Unwrap() error { return e.err }
+
+// withHint attaches h to err for report.
+func withHint(err error, h string) error { return &hintedError{err: err, hint: h} }
 
 // usageError is a mistake in the invocation or the settings: exit code 2.
 type usageError struct{ msg string }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -40,6 +41,11 @@ const (
 
 // ---- keygen ----
 
+// generateAssertionKey makes keygen's key. It is a variable so that
+// FuzzArgs can hand keygen a ready key: RSA-2048 generation takes tens of
+// milliseconds, too long for every fuzzed input.
+var generateAssertionKey = oauth.GenerateAssertionKey
+
 const keygenUsage = `Usage: linetoken keygen [--out FILE] [--force] [--json]
 
 Makes an RSA-2048 assertion signing key. The private key goes to FILE as a
@@ -65,12 +71,15 @@ func runKeygen(e *env, args []string) error {
 	if *out == "" {
 		return usagef("--out is empty")
 	}
-	priv, pub, err := oauth.GenerateAssertionKey()
+	priv, pub, err := generateAssertionKey()
 	if err != nil {
 		return fmt.Errorf("generating the key: %w", err)
 	}
 	if err := writePrivateFile(*out, priv, *force); err != nil {
-		return err
+		if errors.Is(err, errFileExists) {
+			return usagef("%s: the file already exists: pass --force to overwrite it, or --out to choose another file", outLabel(*out))
+		}
+		return fmt.Errorf("%s: cannot write the private key file: %w", outLabel(*out), err)
 	}
 	abs, err := filepath.Abs(*out)
 	if err != nil {
@@ -98,18 +107,33 @@ The console answers with a key ID (kid). Then load the key with it:
 	return nil
 }
 
+// outLabel names keygen's --out in an error: with its value when clip
+// would show it (a plain file name such as the default), else the flag
+// alone, as --private-key-file is named when it cannot be read. A path is
+// whatever was typed, a pasted secret included.
+func outLabel(path string) string {
+	if clip(path) == path {
+		return "--out " + path
+	}
+	return "--out"
+}
+
+// errFileExists: writePrivateFile found a file at the path and force was off.
+var errFileExists = errors.New("the file already exists")
+
 // writePrivateFile writes data to path with mode 0600. Without force an
-// existing file is an error; with it the file is replaced through a
+// existing file is errFileExists; with it the file is replaced through a
 // temporary file in the same directory, so the key is never readable by
-// others, not even for a moment, whatever the old file's mode.
+// others, not even for a moment, whatever the old file's mode. Its errors
+// never quote path (see pathless): the caller names the setting.
 func writePrivateFile(path string, data []byte, force bool) error {
 	if !force {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, privateFileMode)
 		if errors.Is(err, os.ErrExist) {
-			return usagef("%s already exists: pass --force to overwrite it, or --out to choose another file", path)
+			return errFileExists
 		}
 		if err != nil {
-			return fmt.Errorf("writing the private key: %w", err)
+			return pathless(err)
 		}
 		_, werr := f.Write(data)
 		if cerr := f.Close(); werr == nil {
@@ -117,13 +141,13 @@ func writePrivateFile(path string, data []byte, force bool) error {
 		}
 		if werr != nil {
 			os.Remove(path)
-			return fmt.Errorf("writing the private key: %w", werr)
+			return pathless(werr)
 		}
 		return nil
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".linetoken-key-*")
 	if err != nil {
-		return fmt.Errorf("writing the private key: %w", err)
+		return pathless(err)
 	}
 	name := tmp.Name()
 	err = tmp.Chmod(privateFileMode)
@@ -138,9 +162,24 @@ func writePrivateFile(path string, data []byte, force bool) error {
 	}
 	if err != nil {
 		os.Remove(name)
-		return fmt.Errorf("writing the private key: %w", err)
+		return pathless(err)
 	}
 	return nil
+}
+
+// pathless is a file system error without the paths it quotes: only its
+// cause ("no such file or directory", "permission denied"), as
+// readSmallFile reports.
+func pathless(err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
 }
 
 // shellQuote quotes s for a POSIX shell when it needs it.
@@ -247,7 +286,7 @@ func runIssue(e *env, args []string) error {
 	case typeShortLived:
 		fmt.Fprintln(e.stdout, "The channel keeps at most 30 short-lived tokens: issuing a 31st silently revokes the oldest.")
 	case typeStateless:
-		fmt.Fprintln(e.stdout, "Stateless tokens cannot be revoked; they expire by themselves.")
+		fmt.Fprintln(e.stdout, "Stateless tokens cannot be revoked, and LINE has no endpoint that verifies them: this one is valid until it expires.")
 	}
 	return nil
 }
@@ -282,6 +321,11 @@ command line shows in shell history and ps). With --type auto (the default) a
 JWS-shaped token (three base64url parts) is checked at the v2.1 endpoint
 (/oauth2/v2.1/verify), any other at the short-/long-lived one
 (/v2/oauth/verify). Needs no credentials. A token LINE refuses is exit code 1.
+
+LINE has no endpoint that verifies a stateless token. It is JWS-shaped like a
+v2.1 token (nothing documented tells the two apart), so it goes to the v2.1
+endpoint, which does not vouch for it: a stateless token is valid for 15
+minutes after it was issued.
 
 --json prints {"type","client_id","scope","expires_in","expiry"}.`
 
@@ -321,6 +365,9 @@ func runVerify(e *env, args []string) error {
 	} else {
 		info, err = c.VerifyShortLivedToken(e.ctx, token)
 	}
+	if errors.Is(err, oauth.ErrInvalidToken) {
+		return withHint(err, verifyHint(family, token))
+	}
 	if err != nil {
 		return err
 	}
@@ -341,6 +388,24 @@ func runVerify(e *env, args []string) error {
 	return nil
 }
 
+// verifyHint says what LINE refusing token at family's endpoint can mean.
+func verifyHint(family, token string) string {
+	if family == typeV21 {
+		h := "LINE's v2.1 endpoint refused the token: it is expired, revoked, unknown or malformed. " +
+			"If it is a stateless token: LINE has no endpoint that verifies those (no --type helps); " +
+			"it is valid for 15 minutes after it was issued"
+		if !isJWS(token) {
+			h += ". This token is not JWS-shaped, so it is no v2.1 or stateless token: try --type auto"
+		}
+		return h
+	}
+	h := "LINE's short-/long-lived endpoint refused the token: it is expired, revoked, unknown or malformed"
+	if isJWS(token) {
+		h += ". This token is JWS-shaped (v2.1 or stateless): try --type auto"
+	}
+	return h
+}
+
 // ---- revoke ----
 
 const revokeUsage = `Usage: linetoken revoke [--type auto|v2.1|short-lived|long-lived] [--json] TOKEN
@@ -348,10 +413,15 @@ const revokeUsage = `Usage: linetoken revoke [--type auto|v2.1|short-lived|long-
 Revokes TOKEN ("-" reads it from stdin). Routing is verify's: a JWS-shaped
 token goes to /oauth2/v2.1/revoke, which needs the channel ID and secret;
 any other to /v2/oauth/revoke, which needs nothing. LINE answers success for
-an unknown token; stateless tokens cannot be revoked (LINE answers success
-and the token stays valid).
+a token it does not know.
 
---json prints {"type","revoked":true}.`
+Stateless tokens cannot be revoked: each stays valid until it expires, 15
+minutes after it was issued. One is JWS-shaped like a v2.1 token and nothing
+documented tells the two apart, so it goes to /oauth2/v2.1/revoke, which
+answers success and leaves it valid.
+
+--json prints {"type","revoked":true}: "revoked" means LINE accepted the
+request, which it also does for an unknown or a stateless token.`
 
 func runRevoke(e *env, args []string) error {
 	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
@@ -393,6 +463,11 @@ func runRevoke(e *env, args []string) error {
 		}{family, true})
 	}
 	fmt.Fprintf(e.stdout, "Revoked (%s endpoint). LINE answers the same for a token it does not know.\n", family)
+	if family == typeV21 {
+		// LINE's tokens do not say whether they are v2.1 or stateless.
+		fmt.Fprintln(e.stdout, "If this is a stateless token, it is NOT revoked: stateless tokens cannot be revoked and stay valid\n"+
+			"until they expire, 15 minutes after issue (a stateless token is JWS-shaped like a v2.1 one).")
+	}
 	return nil
 }
 

@@ -366,6 +366,140 @@ func TestNetworkFailure(t *testing.T) {
 		if !strings.Contains(r.stderr, "connection refused") || r.stdout != "" {
 			t.Errorf("%v: %s", args, r)
 		}
+		// The hint names what decides where requests go.
+		for _, w := range []string{"hint: LINE's API was not reached", "LINE_API_BASE_URL", "--base-url", "HTTPS_PROXY", "NO_PROXY"} {
+			if !strings.Contains(r.stderr, w) {
+				t.Errorf("%v: stderr lacks %q: %s", args, w, r)
+			}
+		}
+	}
+	// Not for a local failure, nor for an interrupted command.
+	r := cli(t, nil, "", "keygen", "--out", filepath.Join(t.TempDir(), "missing", "k.jwk"))
+	mustCode(t, r, exitFailure)
+	if strings.Contains(r.stderr, "hint:") {
+		t.Errorf("keygen's local failure has a network hint: %s", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb strings.Builder
+	code := runEnv(ctx, []string{"issue", "--type", "short-lived"}, func(k string) string { return f.env[k] }, strings.NewReader(""), &out, &errb)
+	if code != exitFailure || strings.Contains(errb.String(), "hint:") {
+		t.Errorf("interrupted: exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestSettingsPrecedence: a flag wins over its variable, whichever of the
+// two is wrong.
+func TestSettingsPrecedence(t *testing.T) {
+	f := newFixture(t)
+	const otherID = "1234567890" // a well-formed ID of no channel
+	t.Run("channel-id", func(t *testing.T) {
+		f.srv.ResetRequests()
+		r := cli(t, with(f.env, oauth.EnvChannelID, otherID), "", "issue", "--type", "short-lived", "--channel-id", f.ch.ID)
+		mustCode(t, r, exitOK)
+		if req, _ := f.srv.LastRequest(); req.Form.Get("client_id") != f.ch.ID {
+			t.Errorf("client_id %q, want the flag's %s", req.Form.Get("client_id"), f.ch.ID)
+		}
+		// The other way round: the wrong flag is used, and LINE refuses it.
+		r = cli(t, f.env, "", "issue", "--type", "short-lived", "--channel-id", otherID)
+		mustCode(t, r, exitAPI)
+		if req, _ := f.srv.LastRequest(); req.Form.Get("client_id") != otherID {
+			t.Errorf("client_id %q, want the flag's %s", req.Form.Get("client_id"), otherID)
+		}
+	})
+	t.Run("base-url", func(t *testing.T) {
+		closed := closedPortURL(t)
+		for _, args := range [][]string{{"issue", "--type", "short-lived"}, {"verify", f.srv.LongLivedToken(f.ch.ID)}, {"kids"}} {
+			r := cli(t, with(f.env, oauth.EnvBaseURL, closed), "", append(args, "--base-url", f.srv.URL())...)
+			mustCode(t, r, exitOK)
+			r = cli(t, f.env, "", append(args, "--base-url", closed)...)
+			mustCode(t, r, exitFailure)
+		}
+	})
+}
+
+// TestJWKKeyFromEnvironment: LINE_PRIVATE_KEY holding the key as a JWK
+// (how users commonly keep it), for every command that signs.
+func TestJWKKeyFromEnvironment(t *testing.T) {
+	f := newFixture(t)
+	env := with(without(f.env, oauth.EnvPrivateKeyFile), oauth.EnvPrivateKey, string(f.ch.PrivateJWK))
+	r := cli(t, env, "", "issue", "--type", "v2.1", "--json")
+	mustCode(t, r, exitOK)
+	if info, ok := f.srv.Lookup(decodeJSON[issueResult](t, r).AccessToken); !ok || info.Kind != oauthtest.KindV21 {
+		t.Errorf("not a v2.1 token of the fake: %+v %t", info, ok)
+	}
+	mustCode(t, cli(t, env, "", "kids"), exitOK)
+	f.srv.ResetRequests()
+	mustCode(t, cli(t, without(env, oauth.EnvChannelSecret), "", "issue", "--type", "stateless"), exitOK)
+	if req, _ := f.srv.LastRequest(); !req.Form.Has("client_assertion") {
+		t.Error("stateless issue did not use the key")
+	}
+}
+
+// TestStatelessToken: LINE cannot revoke a stateless token (it answers
+// success) nor verify one, and its tokens do not tell v2.1 and stateless
+// apart, so revoke and verify say what that means for a JWS-shaped token.
+func TestStatelessToken(t *testing.T) {
+	f := newFixture(t)
+	st := f.issueJSON(t, "stateless").AccessToken
+	if !isJWS(st) {
+		t.Fatal("a stateless token is not JWS-shaped: revoke and verify could tell it apart")
+	}
+
+	r := cli(t, f.env, "", "revoke", st)
+	mustCode(t, r, exitOK)
+	for _, w := range []string{"If this is a stateless token, it is NOT revoked", "cannot be revoked", "15 minutes"} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("revoke output lacks %q:\n%s", w, r)
+		}
+	}
+	if _, ok := f.srv.Lookup(st); !ok {
+		t.Error("the fake revoked a stateless token") // then the output above would be wrong
+	}
+	// An opaque token's revoke says nothing about stateless ones.
+	r = cli(t, f.env, "", "revoke", f.issueJSON(t, "short-lived").AccessToken)
+	mustCode(t, r, exitOK)
+	if strings.Contains(r.stdout, "stateless") {
+		t.Errorf("short-lived revoke mentions stateless tokens:\n%s", r)
+	}
+	r = cli(t, nil, "", "revoke", "-h")
+	mustCode(t, r, exitOK)
+	for _, w := range []string{"Stateless tokens cannot be revoked", "15", "minutes after it was issued", `"revoked" means LINE accepted the`} {
+		if !strings.Contains(r.stdout, w) {
+			t.Errorf("revoke help lacks %q:\n%s", w, r.stdout)
+		}
+	}
+
+	// verify: no --type can help a stateless token; the hint says so.
+	r = cli(t, f.env, "", "verify", st)
+	mustCode(t, r, exitAPI)
+	for _, w := range []string{"hint: LINE's v2.1 endpoint refused the token", "If it is a stateless token: LINE has no endpoint that verifies those (no --type helps)", "15 minutes"} {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("verify hint lacks %q:\n%s", w, r)
+		}
+	}
+	if strings.Contains(r.stderr, "try --type") {
+		t.Errorf("verify suggests --type for a JWS-shaped token at its own endpoint:\n%s", r)
+	}
+	r = cli(t, nil, "", "verify", "-h")
+	if !strings.Contains(r.stdout, "LINE has no endpoint that verifies a stateless token") {
+		t.Errorf("verify help:\n%s", r.stdout)
+	}
+	// --type is suggested where it helps: a token sent to the wrong family.
+	r = cli(t, f.env, "", "verify", "--type", "short-lived", st)
+	mustCode(t, r, exitAPI)
+	if !strings.Contains(r.stderr, "This token is JWS-shaped (v2.1 or stateless): try --type auto") {
+		t.Errorf("%s", r)
+	}
+	r = cli(t, f.env, "", "verify", "--type", "v2.1", "not-a-jws")
+	mustCode(t, r, exitAPI)
+	if !strings.Contains(r.stderr, "not JWS-shaped") || !strings.Contains(r.stderr, "try --type auto") {
+		t.Errorf("%s", r)
+	}
+	r = cli(t, f.env, "", "verify", "opaque-unknown")
+	mustCode(t, r, exitAPI)
+	if strings.Contains(r.stderr, "--type") || strings.Contains(r.stderr, "stateless") {
+		t.Errorf("an opaque token's hint: %s", r)
 	}
 }
 
@@ -441,8 +575,23 @@ func TestKeygen(t *testing.T) {
 	if _, err := f.srv.RegisterKey(f.ch.ID, j.PublicJWK); err != nil {
 		t.Errorf("--json public_jwk: %v", err)
 	}
-	// An unwritable place is a local failure.
-	mustCode(t, cli(t, nil, "", "keygen", "--out", filepath.Join(dir, "missing", "k.jwk")), exitFailure)
+	// An unwritable place is a local failure, named by the flag, not the
+	// path: --out may be anything pasted there (TestNoSecretPrinted).
+	r = cli(t, nil, "", "keygen", "--out", filepath.Join(dir, "missing", "k.jwk"))
+	mustCode(t, r, exitFailure)
+	if !strings.Contains(r.stderr, "--out: cannot write the private key file: no such file or directory") || strings.Contains(r.stderr, dir) {
+		t.Errorf("%s", r)
+	}
+	r = cli(t, nil, "", "keygen", "--out", out)
+	if !strings.Contains(r.stderr, "--out: the file already exists") || strings.Contains(r.stderr, dir) {
+		t.Errorf("%s", r)
+	}
+	// A plain file name is shown.
+	t.Chdir(dir)
+	mustCode(t, cli(t, nil, "", "keygen", "--out", "plain.jwk"), exitOK)
+	if r := cli(t, nil, "", "keygen", "--out", "plain.jwk"); !strings.Contains(r.stderr, "--out plain.jwk: the file already exists") {
+		t.Errorf("%s", r)
+	}
 }
 
 func TestPEMKeyFromEnvironment(t *testing.T) {

@@ -15,9 +15,10 @@ import (
 const demoUsage = `Usage: linetoken demo
 
 Walks the whole token lifecycle against an in-process fake of LINE's token
-service (oauthtest): makes and registers a key, issues, verifies, lists,
-revokes, hits the 30-token limit and caches tokens with a TokenSource. It
-needs no credentials and no network; tokens are shown abbreviated.`
+service (oauthtest): makes a channel with a registered key, issues,
+verifies, lists, revokes, hits the 30-token limit and caches tokens with a
+TokenSource. It needs no credentials and no network; tokens are shown
+abbreviated (their first and last few characters).`
 
 const (
 	// demoLifetime of the demo's v2.1 tokens.
@@ -26,16 +27,24 @@ const (
 	demoV21Limit = 30
 	// demoTokenCalls is how many times the demo asks its TokenSource.
 	demoTokenCalls = 3
-	// shownTokenChars is how much of a token the demo shows.
-	shownTokenChars = 8
+	// shownTokenHead and shownTokenTail are how many of a token's first and
+	// last characters the demo shows: the head tells a JWS ("eyJh") from
+	// an opaque token; the tail tells tokens apart, since every JWS of the
+	// fake starts with the same header.
+	shownTokenHead = 4
+	shownTokenTail = 6
+	// minAbbrevFraction: a token is shown only when the shown characters
+	// are at most this fraction of it (1/3).
+	minAbbrevFraction = 3
 )
 
-// abbrev shows the start of a token only: good practice even for fakes.
+// abbrev shows a token's first and last few characters only: good
+// practice even for fakes, and enough to see whether two are the same.
 func abbrev(token string) string {
-	if len(token) <= shownTokenChars {
+	if len(token) < minAbbrevFraction*(shownTokenHead+shownTokenTail) {
 		return "…"
 	}
-	return token[:shownTokenChars] + "…"
+	return token[:shownTokenHead] + "…" + token[len(token)-shownTokenTail:]
 }
 
 // demo prints the transcript.
@@ -83,9 +92,10 @@ func runDemo(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d.call("srv.AddChannel(id, secret)", "channel %s (its secret is never printed)", ch.id)
-	d.call("oauth.GenerateAssertionKey()", "RSA-2048 private JWK (kept secret) + public JWK")
-	d.call("srv.RegisterKey(id, publicJWK)", "kid %s (as the Developers Console answers)", ch.kid)
+	d.call("ch, err := srv.CreateChannel()", "channel %s, kid %s", ch.id, ch.kid)
+	d.say("CreateChannel does what you do in the LINE Developers Console: it adds a channel")
+	d.say("with a random secret (never printed), makes an RSA-2048 key pair with")
+	d.say("oauth.GenerateAssertionKey, registers the public JWK and keeps the kid it is given.")
 	client, err := oauth.NewClient(oauth.Config{
 		BaseURL: srv.URL(), Clock: srv.Now,
 		ChannelID: ch.id, ChannelSecret: ch.secret, Key: ch.key,

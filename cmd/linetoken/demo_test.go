@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("the demo took %v", d)
 	}
 	for _, step := range []string{
-		"oauthtest.NewServer()", "srv.RegisterKey", "kid ",
+		"oauthtest.NewServer()", "srv.CreateChannel()", "kid ", "oauth.GenerateAssertionKey, registers the public JWK",
 		"client.IssueToken(ctx, 24*time.Hour)", "key_id ",
 		"client.VerifyToken(ctx, tok)", "client_id ",
 		"client.ValidKeyIDs(ctx)", "(1 of 30 slots)",
@@ -40,12 +41,39 @@ func TestDemo(t *testing.T) {
 	if t.Failed() {
 		t.Log(r)
 	}
-	// Every token shown is abbreviated: 8 characters and an ellipsis.
+	// The transcript shows only calls the demo makes: srv.CreateChannel
+	// does the console's steps; the demo calls none of them itself.
+	for _, call := range []string{"srv.AddChannel", "srv.RegisterKey", "oauth.GenerateAssertionKey()"} {
+		if strings.Contains(r.stdout, call) {
+			t.Errorf("transcript shows %s, which the demo does not call", call)
+		}
+	}
+	// Every token shown is abbreviated: its first 4 and last 6 characters.
+	abbreviated := regexp.MustCompile(`^[A-Za-z0-9_+/=.-]{4}…[A-Za-z0-9_+/=.-]{6}$`)
+	shown := map[string]string{} // the call -> the abbreviation it printed
 	for _, line := range strings.Split(r.stdout, "\n") {
-		for _, word := range strings.Fields(line) {
-			if strings.HasPrefix(word, "eyJ") && word != "eyJhbGci…" {
-				t.Errorf("token not abbreviated: %q", word)
+		call, ret, ok := strings.Cut(line, " -> ")
+		for _, word := range strings.Fields(ret) {
+			if strings.Contains(word, "…") || strings.HasPrefix(word, "eyJ") {
+				if !abbreviated.MatchString(word) {
+					t.Errorf("token not abbreviated: %q", word)
+				}
+				if ok {
+					shown[strings.TrimSpace(call)] = word
+				}
 			}
+		}
+	}
+	// The abbreviations tell tokens apart: the TokenSource's one token,
+	// shown three times, is none of the others (every JWS of the fake
+	// starts with the same header, so the start alone cannot show this).
+	ts := shown["ts.Token(ctx) #1"]
+	if ts == "" || shown["ts.Token(ctx) #2"] != ts || shown["ts.Token(ctx) #3"] != ts {
+		t.Errorf("ts.Token abbreviations differ or are missing: %v", shown)
+	}
+	for _, other := range []string{"client.IssueToken(ctx, 24*time.Hour)", "client.IssueStatelessToken(ctx)", "(no Key) .IssueStatelessToken(ctx)", "client.IssueToken(ctx, 1h)"} {
+		if shown[other] == "" || shown[other] == ts {
+			t.Errorf("%s shown as %q, the TokenSource's token as %q: not told apart", other, shown[other], ts)
 		}
 	}
 	if r.stderr != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/linetoken/linetoken/oauth"
@@ -69,9 +72,10 @@ func runFakeServer(e *env, args []string) error {
 	// the URL printed.
 	srv := oauthtest.NewServer()
 	defer srv.Close()
-	ln, err := net.Listen("tcp", *addr)
+	var lc net.ListenConfig // with the context: Ctrl-C ends a slow host lookup
+	ln, err := lc.Listen(e.ctx, "tcp", *addr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", *addr, err)
+		return fmt.Errorf("listening on %s: %s", addrLabel(*addr), listenProblem(err))
 	}
 	defer ln.Close()
 	ch, err := newFakeChannel(srv)
@@ -85,7 +89,7 @@ func runFakeServer(e *env, args []string) error {
 	defer os.RemoveAll(dir)
 	keyFile := filepath.Join(dir, "private.jwk")
 	if err := writePrivateFile(keyFile, ch.privateJWK, false); err != nil {
-		return err
+		return fmt.Errorf("writing the throwaway key file: %w", err)
 	}
 
 	hs := &http.Server{
@@ -149,6 +153,45 @@ Press Ctrl-C to stop.
 	return nil
 }
 
+// addrLabel names --addr in an error: with its value when that cannot hide
+// a secret (an IP address, or none, and a port number), else the flag
+// alone, as clip treats any other misplaced argument.
+func addrLabel(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	const maxPortDigits = 5 // 65535
+	portOK := port != "" && len(port) <= maxPortDigits && strings.Trim(port, "0123456789") == ""
+	if err == nil && portOK && (host == "" || net.ParseIP(host) != nil) {
+		return "--addr " + addr
+	}
+	return "--addr"
+}
+
+// listenProblem is why listening failed, without the address: net's
+// errors quote the host and port as given ("lookup <host>: no such host",
+// "lookup tcp/<port>: unknown port").
+func listenProblem(err error) string {
+	var dnsErr *net.DNSError
+	var addrErr *net.AddrError
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, context.Canceled):
+		return "interrupted"
+	case errors.As(err, &dnsErr) && strings.HasPrefix(dnsErr.Name, "tcp/"): // a port name looked up
+		return "unknown port"
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return "no such host"
+	case errors.As(err, &dnsErr) && dnsErr.IsTimeout:
+		return "looking up the host timed out"
+	case errors.As(err, &dnsErr):
+		return "the host could not be looked up"
+	case errors.As(err, &addrErr):
+		return addrErr.Err // a fixed text: "invalid port", "missing port in address", ...
+	case errors.As(err, &errno):
+		return errno.Error() // "address already in use", "cannot assign requested address", ...
+	}
+	return "the address cannot be used"
+}
+
 // printableAddr is a listener's address as a client should dial it: an
 // unspecified host (0.0.0.0, ::) becomes loopback.
 func printableAddr(a net.Addr) string {
@@ -182,8 +225,12 @@ func (l *requestLogger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(l.w, "fake-server: %s %s -> %s\n", r.Method, r.URL.Path, status)
 }
 
-// statusWriter records the status; Unwrap keeps http.ResponseController
-// (and so the fake's dropped connections) working.
+// statusWriter records the status. It must pass on what the fake needs of
+// the connection: Unwrap serves http.ResponseController (Flush, deadlines),
+// and Hijack serves the fake's dropped-connection fault (Fault.Drop,
+// Server.DropNext), which type-asserts http.Hijacker: without it the fake
+// falls back to panicking with http.ErrAbortHandler, and this logger never
+// logs the request.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -204,3 +251,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hands over the connection, when the wrapped writer can; the
+// status stays unset, so the request is logged as dropped.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}

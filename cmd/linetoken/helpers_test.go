@@ -161,3 +161,81 @@ func paths(srv *oauthtest.Server) []string {
 	}
 	return p
 }
+
+// privateMembers returns the private members of a private JWK (d, p, q, dp,
+// dq, qi): what must never be printed. It fails t if any is missing.
+func privateMembers(t testing.TB, jwk []byte) map[string]string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(jwk, &m); err != nil {
+		t.Fatalf("private JWK: %v", err)
+	}
+	out := map[string]string{}
+	for _, name := range []string{"d", "p", "q", "dp", "dq", "qi"} {
+		v, _ := m[name].(string)
+		if len(v) < 40 {
+			t.Fatalf("private JWK member %s missing or short", name)
+		}
+		out["JWK "+name] = v
+	}
+	return out
+}
+
+// fakeServerRun is one fake-server invocation run until it was ready.
+type fakeServerRun struct {
+	result
+	ready bool   // it printed its channel before it was stopped
+	key   []byte // the throwaway private key file's contents, read while it ran
+}
+
+// runFakeServerReady runs fake-server with args and env, waits for it to
+// print its channel (the JSON object with --json, else the text up to
+// "Ctrl-C"), reads the key file it names, then cancels its context and
+// waits for it to stop. A run that fails before it is ready just returns.
+func runFakeServerReady(t *testing.T, env map[string]string, args ...string) fakeServerRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runEnv(ctx, args, func(k string) string { return env[k] }, strings.NewReader(""), &out, &errb)
+	}()
+	var run fakeServerRun
+	for !run.ready {
+		select {
+		case code := <-done:
+			run.result = result{code, out.String(), errb.String()}
+			return run
+		case <-time.After(5 * time.Millisecond):
+		}
+		printed := out.String()
+		var info fakeServerInfo
+		switch {
+		case json.Unmarshal([]byte(printed), &info) == nil:
+			run.ready = true
+		case strings.Contains(printed, "Ctrl-C"):
+			run.ready = true
+			for _, line := range strings.Split(printed, "\n") {
+				if v, ok := strings.CutPrefix(line, "export "+oauth.EnvPrivateKeyFile+"="); ok {
+					info.PrivateKeyFile = strings.Trim(v, "'")
+				}
+			}
+		}
+		if run.ready {
+			key, err := os.ReadFile(info.PrivateKeyFile)
+			if err != nil {
+				t.Errorf("fake-server's key file: %v", err)
+			}
+			run.key = key
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		run.result = result{code, out.String(), errb.String()}
+	case <-time.After(testTimeout):
+		t.Fatal("fake-server did not stop when cancelled")
+	}
+	return run
+}

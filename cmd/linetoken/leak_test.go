@@ -16,6 +16,9 @@ import (
 // and as PEM, in variables, files and misplaced arguments), runs every
 // command, succeeding and failing, and looks for them in everything printed.
 // Only issue's own token and fake-server's throwaway credentials may appear.
+// keygen's and fake-server's own private keys (written to 0600 files only)
+// are looked for too. TESTING.md's leak audit command runs it (see
+// TestLeakAuditCommandRunsTheAudit).
 func TestNoSecretPrinted(t *testing.T) {
 	f := newFixture(t)
 	secret := f.ch.Secret
@@ -74,31 +77,122 @@ func TestNoSecretPrinted(t *testing.T) {
 			runs = append(runs, run{env: env, stdin: v21 + "\n", args: args})
 		}
 	}
-	runs = append(runs,
-		run{args: []string{"keygen", "--out", filepath.Join(dir, "new.jwk")}, env: f.env},
-		run{args: []string{"keygen", "--out", pemFile}, env: f.env}, // refused: exists
-		run{args: []string{"demo"}, env: f.env},
-	)
-	// Failures name the command and the run's index, never its arguments.
-	for i, r := range runs {
-		res := cli(t, r.env, r.stdin, r.args...)
+	runs = append(runs, run{args: []string{"demo"}, env: f.env})
+
+	// keygen, writing under dir: the secret planted in --out where the key
+	// cannot be written or a file is in the way (errors name --out, not the
+	// path). A succeeding keygen prints its --out path by design, so none
+	// here holds a secret. want is the exit code, so that each path is
+	// known to be taken; keyFile is where a succeeding run wrote its key.
+	inTheWay := filepath.Join(dir, secret+".jwk")
+	os.WriteFile(inTheWay, []byte("{}"), 0o600)
+	keygenRuns := []struct {
+		args    []string
+		want    int
+		keyFile string
+	}{
+		{[]string{"keygen", "--out", filepath.Join(dir, "new.jwk")}, exitOK, filepath.Join(dir, "new.jwk")},
+		{[]string{"keygen", "--out", filepath.Join(dir, "new2.jwk"), "--json"}, exitOK, filepath.Join(dir, "new2.jwk")},
+		{[]string{"keygen", "--force", "--out", filepath.Join(dir, "new.jwk")}, exitOK, filepath.Join(dir, "new.jwk")},
+		{[]string{"keygen", "--out", pemFile}, exitUsage, ""},  // exists
+		{[]string{"keygen", "--out", inTheWay}, exitUsage, ""}, // exists, named by the secret
+		{[]string{"keygen", "--out", "/nonexistent/" + secret}, exitFailure, ""},
+		{[]string{"keygen", "--force", "--out=/nonexistent/" + secret}, exitFailure, ""},
+		{[]string{"keygen", "--out", filepath.Join(dir, secret, "k.jwk")}, exitFailure, ""},
+		{[]string{"keygen", "--out", "/nonexistent/" + pemText}, exitFailure, ""},
+		{[]string{"keygen", "--force", "--out", dir}, exitFailure, ""}, // a directory
+		{[]string{"keygen", "--out", filepath.Join(dir, "new3.jwk"), secret}, exitUsage, ""},
+		{[]string{"keygen", "--" + secret}, exitUsage, ""},
+		{[]string{"keygen", "--json=" + secret}, exitUsage, ""},
+	}
+	// fake-server on a free loopback port, stopped once it is ready, and
+	// with the secret planted in --addr and misplaced arguments.
+	fakeRuns := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"fake-server", "--addr", "127.0.0.1:0"}, exitOK},
+		{[]string{"fake-server", "--addr", "127.0.0.1:0", "--json"}, exitOK},
+		{[]string{"fake-server", "--addr", secret + ":1"}, exitFailure},         // no such host
+		{[]string{"fake-server", "--addr", "127.0.0.1:" + secret}, exitFailure}, // unknown port
+		{[]string{"fake-server", "--addr", secret}, exitUsage},
+		{[]string{"fake-server", "--addr=" + pemText}, exitUsage},
+		{[]string{"fake-server", "--addr", "127.0.0.1:0", secret}, exitUsage},
+		{[]string{"fake-server", "--json=" + secret}, exitUsage},
+		{[]string{"fake-server", "--" + secret}, exitUsage},
+	}
+
+	// check looks for every secret in one run's output. Failures name the
+	// command and the run's index, never its arguments.
+	var printedAll []string
+	check := func(cmd string, i int, res result, own map[string]string) {
+		t.Helper()
 		printed := res.stdout + res.stderr
+		printedAll = append(printedAll, printed)
 		for name, needle := range needles {
 			if strings.Contains(printed, needle) {
-				t.Errorf("%s printed by %s (run %d, exit %d)", name, r.args[0], i, res.code)
+				t.Errorf("%s printed by %s (run %d, exit %d)", name, cmd, i, res.code)
+			}
+		}
+		for name, needle := range own {
+			if strings.Contains(printed, needle) {
+				t.Errorf("%s of the key it generated printed by %s (run %d, exit %d)", name, cmd, i, res.code)
 			}
 		}
 		// The secret spelled with its first half is as bad.
 		if strings.Contains(printed, secret[:16]) {
-			t.Errorf("part of the channel secret printed by %s (run %d)", r.args[0], i)
+			t.Errorf("part of the channel secret printed by %s (run %d)", cmd, i)
 		}
 		// Tokens other than the one issued (none here is issued twice) stay unprinted.
 		for _, tok := range []string{v21, short, revoked} {
 			if strings.Contains(printed, tok) {
-				t.Errorf("a token was printed by %s (run %d)", r.args[0], i)
+				t.Errorf("a token was printed by %s (run %d)", cmd, i)
 			}
 		}
 	}
+	for i, r := range runs {
+		check(r.args[0], i, cli(t, r.env, r.stdin, r.args...), nil)
+	}
+	generated := map[string]string{} // private members of every key keygen made
+	for i, r := range keygenRuns {
+		res := cli(t, f.env, "", r.args...)
+		if res.code != r.want {
+			t.Errorf("keygen run %d: exit %d, want %d", i, res.code, r.want)
+		}
+		var own map[string]string
+		if r.keyFile != "" {
+			jwk, err := os.ReadFile(r.keyFile)
+			if err != nil {
+				t.Fatalf("keygen run %d: %v", i, err)
+			}
+			own = privateMembers(t, jwk)
+			for name, v := range own {
+				generated[fmt.Sprint(name, " of key ", i)] = v
+			}
+		}
+		check("keygen", len(runs)+i, res, own)
+	}
+	for i, r := range fakeRuns {
+		res := runFakeServerReady(t, f.env, r.args...)
+		if res.code != r.want || res.ready != (r.want == exitOK) {
+			t.Errorf("fake-server run %d: exit %d (ready %t), want %d", i, res.code, res.ready, r.want)
+		}
+		var own map[string]string
+		if res.ready {
+			own = privateMembers(t, res.key)
+		}
+		check("fake-server", len(runs)+len(keygenRuns)+i, res.result, own)
+	}
+	// No run printed any key keygen made.
+	for i, printed := range printedAll {
+		for name, v := range generated {
+			if strings.Contains(printed, v) {
+				t.Errorf("%s printed by run %d", name, i)
+			}
+		}
+	}
+	t.Logf("%d runs checked for %d planted secrets, %d generated key members and 3 tokens",
+		len(printedAll), len(needles)+1, len(generated))
 	// The demo abbreviates its tokens: nothing JWS-long is printed whole.
 	res := cli(t, f.env, "", "demo")
 	if bytes.Contains([]byte(res.stdout), []byte("eyJhbGciOi")) {

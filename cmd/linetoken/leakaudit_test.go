@@ -1,6 +1,9 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -42,6 +45,50 @@ func TestBaseURLSettingNotEchoed(t *testing.T) {
 						strings.ReplaceAll(r.stderr, secret, "<SECRET>"))
 				}
 			}
+		}
+	}
+}
+
+// leakAuditTests are the tests TESTING.md's CLI leak audit command must run.
+var leakAuditTests = []string{"TestNoSecretPrinted", "TestBaseURLSettingNotEchoed"}
+
+// TestLeakAuditCommandRunsTheAudit: the command TESTING.md gives for the
+// CLI's leak audit selects the audit's tests (it once said -run
+// 'Leak|BaseURL', which skipped TestNoSecretPrinted), and they exist.
+func TestLeakAuditCommandRunsTheAudit(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "TESTING.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pattern string
+	for _, line := range strings.Split(string(doc), "\n") {
+		if strings.HasPrefix(line, "go test ") && strings.Contains(line, "./cmd/linetoken/") && strings.Contains(line, "-run '") {
+			_, rest, _ := strings.Cut(line, "-run '")
+			pattern, _, _ = strings.Cut(rest, "'")
+		}
+	}
+	if pattern == "" {
+		t.Fatal("TESTING.md gives no go test -run command for ./cmd/linetoken/")
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		t.Fatalf("TESTING.md's -run %q: %v", pattern, err)
+	}
+	var sources strings.Builder
+	files, _ := filepath.Glob("*_test.go")
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources.Write(src)
+	}
+	for _, name := range leakAuditTests {
+		if !re.MatchString(name) {
+			t.Errorf("TESTING.md's -run %q does not run %s", pattern, name)
+		}
+		if !strings.Contains(sources.String(), "\nfunc "+name+"(t *testing.T) {") {
+			t.Errorf("%s is gone: update leakAuditTests and TESTING.md's command", name)
 		}
 	}
 }
