@@ -31,6 +31,7 @@ FUZZ_TARGETS := \
 	./oauth/:FuzzParseAssertionKey:20000 \
 	./oauth/:FuzzStoreEntry:50000 \
 	./oauth/:FuzzRedact:50000 \
+	./oauth/:FuzzFileStoreFile:3000 \
 	./oauth/oauthtest/:FuzzAssertion:3000 \
 	./oauth/oauthtest/:FuzzForm:50000 \
 	./cmd/linetoken/:FuzzArgs:10000

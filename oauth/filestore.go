@@ -37,6 +37,11 @@ const (
 	// maxFileStoreSize refuses to read a token file larger than any this
 	// store writes (it holds a few tokens per key).
 	maxFileStoreSize = 16 << 20
+	// maxFileFence bounds the fences a file may hold. One grant a
+	// microsecond would take 146,000 years to reach it; a file beyond it
+	// (or with a fence below 1) was edited or damaged, and trusting it
+	// would let the next grant overflow into a negative fence.
+	maxFileFence = 1 << 62
 )
 
 // errNoFileLock is what NewFileStore returns where this package has no OS
@@ -323,6 +328,10 @@ func (s *FileStore) read() (st *fileState, repaired bool, err error) {
 		st.Fence = s.now().UnixMicro()
 		return s.setAside(st, "not a FileStore file: "+jsonErrorText(err))
 	}
+	if raw.Fence < 0 || raw.Fence > maxFileFence {
+		st.Fence = s.now().UnixMicro()
+		return s.setAside(st, "fence out of range")
+	}
 	if raw.Version != fileStoreVersion {
 		// Fences must never repeat: restart above both the old counter
 		// and any count this store could have reached.
@@ -347,6 +356,10 @@ func (s *FileStore) read() (st *fileState, repaired bool, err error) {
 			}
 		}
 		r.Entry = nil
+		if r.Lock != nil && (r.Lock.Fence < 1 || r.Lock.Fence > maxFileFence) {
+			bad = append(bad, fmt.Sprintf("lock %q: fence out of range", key))
+			r.Lock = nil // as if never granted: its holder's Save finds it lost
+		}
 		if r.Lock != nil {
 			st.Fence = max(st.Fence, r.Lock.Fence)
 		}
