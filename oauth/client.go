@@ -358,7 +358,7 @@ func (c *Client) roundTripOnce(ctx context.Context, op string, send func() (*htt
 	}
 	defer resp.Body.Close()
 	arrived := c.now()
-	data, tooLarge, readErr := readCapped(resp.Body, maxResponseBody)
+	data, tooLarge, readErr := readCapped(resp.Body, maxResponseBody, resp.ContentLength)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, arrived, newAPIError(op, resp, data, tooLarge, readErr, arrived)
 	}
@@ -372,8 +372,14 @@ func (c *Client) roundTripOnce(ctx context.Context, op string, send func() (*htt
 }
 
 // readCapped reads r up to limit bytes and reports whether there was more.
-func readCapped(r io.Reader, limit int64) (data []byte, tooLarge bool, err error) {
-	data = make([]byte, 0, initialReadBuffer)
+// size is the length the body announced (-1 when unknown): a buffer of
+// size+1 takes the whole body and the end of it in one read.
+func readCapped(r io.Reader, limit, size int64) (data []byte, tooLarge bool, err error) {
+	n := int64(initialReadBuffer)
+	if size >= 0 && size < n {
+		n = size + 1
+	}
+	data = make([]byte, 0, n)
 	for int64(len(data)) <= limit {
 		if len(data) == cap(data) {
 			data = append(data, 0)[:len(data)] // grow
