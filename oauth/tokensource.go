@@ -167,6 +167,7 @@ type TokenSource struct {
 
 	cur       atomic.Pointer[cached]
 	sf        singleflight.Group
+	refreshFn func() (any, error) // trackedRefresh, bound once: a waiter allocates no method value
 	bgRunning atomic.Bool
 
 	ctx    context.Context // ends at Close; parent of every refresh
@@ -252,6 +253,7 @@ func NewTokenSource(c *Client, opts TokenSourceOptions) (*TokenSource, error) {
 	if ts.store == nil {
 		ts.store, ts.private = NewMemoryStore(), true
 	}
+	ts.refreshFn = ts.trackedRefresh
 	ts.ctx, ts.cancel = context.WithCancel(context.Background())
 	return ts, nil
 }
@@ -352,7 +354,7 @@ func (ts *TokenSource) wait(ctx context.Context) (*Token, error) {
 	}
 	ts.mu.Unlock()
 	for joined := 0; ; joined++ {
-		ch := ts.sf.DoChan(singleflightKey, ts.trackedRefresh)
+		ch := ts.sf.DoChan(singleflightKey, ts.refreshFn)
 		select {
 		case r := <-ch:
 			if r.Err != nil {
@@ -464,7 +466,7 @@ func (ts *TokenSource) startBackground() {
 	go func() {
 		defer ts.wg.Done()
 		defer ts.bgRunning.Store(false)
-		_, _, _ = ts.sf.Do(singleflightKey, ts.trackedRefresh)
+		_, _, _ = ts.sf.Do(singleflightKey, ts.refreshFn)
 	}()
 }
 
