@@ -46,9 +46,9 @@ load:
 demo:
 	$(GO) run ./cmd/linetoken demo
 
-## bench-check: the bench module builds, vets and its clients agree (no timing)
+## bench-check: the bench module builds, vets, its clients agree (no timing), and allocation targets hold (without -race)
 bench-check:
-	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	cd bench && $(GO) vet ./... && $(GO) test -race -count=1 ./... && $(GO) test -count=1 -run 'Allocs' -v ./
 
 ## examples-check: the examples module (line-bot-sdk-go over oauth.Transport) builds, vets and passes
 examples-check:

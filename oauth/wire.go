@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -94,7 +95,10 @@ func newScrubbedError(err error, secrets []string, rawURL, safeURL string) *scru
 	if rawURL != "" && rawURL != safeURL {
 		msg = strings.ReplaceAll(msg, rawURL, safeURL)
 	}
-	return &scrubbedError{msg: scrub(msg, secrets), err: err, secrets: secrets}
+	// A copy: keeping the caller's slice would make every request's
+	// secrets slice escape to the heap, failed or not (one allocation per
+	// call on the success path).
+	return &scrubbedError{msg: scrub(msg, secrets), err: err, secrets: slices.Clone(secrets)}
 }
 
 func (e *scrubbedError) Error() string { return e.msg }
