@@ -23,7 +23,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -35,6 +34,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/linetoken/linetoken/gen"
+	"github.com/linetoken/linetoken/internal/testkit"
 )
 
 const (
@@ -69,24 +69,7 @@ var fuzzArrival = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // fuzzRSAKey is the fixed test key, built once from its primes.
 var fuzzRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
-	p, okP := new(big.Int).SetString(fuzzKeyP, 16)
-	q, okQ := new(big.Int).SetString(fuzzKeyQ, 16)
-	if !okP || !okQ {
-		return nil, errors.New("bad test primes")
-	}
-	one := big.NewInt(1)
-	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
-	e := big.NewInt(65537)
-	k := &rsa.PrivateKey{
-		PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: int(e.Int64())},
-		D:         new(big.Int).ModInverse(e, phi),
-		Primes:    []*big.Int{p, q},
-	}
-	k.Precompute()
-	if err := k.Validate(); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return testkit.RSAKeyFromPrimes(fuzzKeyP, fuzzKeyQ)
 })
 
 func fuzzKey(tb testing.TB) *rsa.PrivateKey {

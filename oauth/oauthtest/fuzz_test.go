@@ -18,9 +18,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
-	"math/big"
 	"mime"
 	"net/http"
 	"net/http/httptest"
@@ -30,6 +28,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/linetoken/linetoken/internal/testkit"
 )
 
 const (
@@ -63,24 +63,7 @@ var fuzzNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 var fuzzTokenKey = []byte("oauthtest fuzz token key, 32 b..")
 
 var fuzzRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
-	p, okP := new(big.Int).SetString(fuzzKeyP, 16)
-	q, okQ := new(big.Int).SetString(fuzzKeyQ, 16)
-	if !okP || !okQ {
-		return nil, errors.New("bad test primes")
-	}
-	one := big.NewInt(1)
-	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
-	e := big.NewInt(65537)
-	k := &rsa.PrivateKey{
-		PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: int(e.Int64())},
-		D:         new(big.Int).ModInverse(e, phi),
-		Primes:    []*big.Int{p, q},
-	}
-	k.Precompute()
-	if err := k.Validate(); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return testkit.RSAKeyFromPrimes(fuzzKeyP, fuzzKeyQ)
 })
 
 func fuzzKey(tb testing.TB) *rsa.PrivateKey {

@@ -1,0 +1,54 @@
+// Package testkit holds helpers shared by this module's tests. It is
+// internal and imported by _test.go files only.
+package testkit
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"errors"
+	"math/big"
+	"sync"
+)
+
+// RSAKeyFromPrimes builds the RSA key (e = 65537) whose primes are the hex
+// strings p and q. Tests that need the same key in every process (fuzz
+// workers, saved corpora) fix its primes instead of generating it.
+func RSAKeyFromPrimes(p, q string) (*rsa.PrivateKey, error) {
+	bp, okP := new(big.Int).SetString(p, 16)
+	bq, okQ := new(big.Int).SetString(q, 16)
+	if !okP || !okQ {
+		return nil, errors.New("testkit: primes are not hex")
+	}
+	one := big.NewInt(1)
+	phi := new(big.Int).Mul(new(big.Int).Sub(bp, one), new(big.Int).Sub(bq, one))
+	e := big.NewInt(65537)
+	k := &rsa.PrivateKey{
+		PublicKey: rsa.PublicKey{N: new(big.Int).Mul(bp, bq), E: int(e.Int64())},
+		D:         new(big.Int).ModInverse(e, phi),
+		Primes:    []*big.Int{bp, bq},
+	}
+	k.Precompute()
+	if err := k.Validate(); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// SyncBuffer is a bytes.Buffer safe for one writer (a logger, a command)
+// and a reader at once.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
