@@ -25,6 +25,13 @@ var ErrLockLost = errors.New("oauth: store refresh lock lost to another holder")
 // [ErrLockLost] when another holder has since taken the lock), Unlock.
 // Implementations must be safe for concurrent use, across processes where
 // they are shared.
+//
+// A [TokenSource] that finds the lock held waits for the holder's token:
+// when the Store is also a [StoreNotifier] (as [MemoryStore] and the Redis
+// store in package redisstore are), it waits until the holder saves or
+// unlocks, and so sees the token as soon as it is saved; otherwise (as with
+// [FileStore]) it looks at the store again after 20ms, then after waits
+// doubling up to 1s. A custom Store may implement StoreNotifier too.
 type Store interface {
 	// Load returns the entry stored under key, or (nil, nil) when there is
 	// none.
@@ -39,6 +46,23 @@ type Store interface {
 	// Save replaces the entry under key if fence still holds key's lock, and
 	// returns ErrLockLost otherwise.
 	Save(ctx context.Context, key string, e *StoreEntry, fence int64) error
+}
+
+// StoreNotifier is implemented by a [Store] that can tell a waiter when a
+// key's refresh lock is let go, so that a [TokenSource] finding the lock
+// held sees the holder's token as soon as it is saved instead of polling.
+type StoreNotifier interface {
+	// WaitUnlock waits until key's lock is not held (it is unlocked, or its
+	// TTL passes), until key's entry is saved, or until maxWait passes; it
+	// then returns nil. It returns nil at once when the lock is not held,
+	// and may return early (callers look at the store again). When ctx ends
+	// first it returns an error wrapping ctx.Err(); any other error means
+	// the store could not watch the lock (the caller then polls).
+	//
+	// A WaitUnlock must not miss a release that comes after the Lock that
+	// found the lock held: it checks the lock only once it is sure to hear
+	// of the release, and must agree with Lock on whether the lock is held.
+	WaitUnlock(ctx context.Context, key string, maxWait time.Duration) error
 }
 
 // StoreKey is the key a [TokenSource] uses for channelID's tokens of kind.
@@ -194,19 +218,26 @@ func (e *StoreEntry) UnmarshalBinary(data []byte) error {
 
 // MemoryStore is a [Store] in this process's memory: the default of a
 // [TokenSource]. Several TokenSources may share one to share tokens within
-// a process.
+// a process. It is a [StoreNotifier]: a TokenSource waiting for another's
+// refresh is woken by its Save or Unlock.
 type MemoryStore struct {
 	mu      sync.Mutex
 	entries map[string]*StoreEntry
 	locks   map[string]memLock
-	fence   int64
-	now     func() time.Time
+	// wake holds, for a key someone waits on, a channel closed (and
+	// removed) when the key is saved or its lock let go. Made by the first
+	// waiter, so a Lock, Save or Unlock nobody waits for allocates nothing.
+	wake  map[string]chan struct{}
+	fence int64
+	now   func() time.Time
 }
 
 type memLock struct {
 	fence int64
 	until time.Time
 }
+
+var _ StoreNotifier = (*MemoryStore)(nil)
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
@@ -231,8 +262,12 @@ func (s *MemoryStore) Lock(ctx context.Context, key string, ttl time.Duration) (
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if l, ok := s.locks[key]; ok && now.Before(l.until) {
+	l, ok := s.locks[key]
+	if ok && now.Before(l.until) {
 		return 0, nil
+	}
+	if ok { // the previous holder's TTL passed: its waiters may stop
+		s.wakeLocked(key)
 	}
 	s.fence++
 	s.locks[key] = memLock{fence: s.fence, until: now.Add(ttl)}
@@ -245,8 +280,53 @@ func (s *MemoryStore) Unlock(_ context.Context, key string, fence int64) error {
 	defer s.mu.Unlock()
 	if l, ok := s.locks[key]; ok && l.fence == fence {
 		delete(s.locks, key)
+		s.wakeLocked(key)
 	}
 	return nil
+}
+
+// WaitUnlock implements [StoreNotifier]: it returns when key is saved or
+// its lock let go (Unlock, or the TTL passing), or maxWait passes.
+func (s *MemoryStore) WaitUnlock(ctx context.Context, key string, maxWait time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("oauth: MemoryStore: waiting for the lock of %s: %w", key, err)
+	}
+	s.mu.Lock()
+	now := s.now()
+	l, ok := s.locks[key]
+	if !ok || !now.Before(l.until) || maxWait <= 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	// Registered under mu, with the lock seen held: the Unlock or Save
+	// that lets it go comes later, and closes ch.
+	ch := s.wake[key]
+	if ch == nil {
+		if s.wake == nil {
+			s.wake = map[string]chan struct{}{}
+		}
+		ch = make(chan struct{})
+		s.wake[key] = ch
+	}
+	s.mu.Unlock()
+	t := time.NewTimer(min(maxWait, l.until.Sub(now)))
+	defer t.Stop()
+	select {
+	case <-ch:
+		return nil
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("oauth: MemoryStore: waiting for the lock of %s: %w", key, ctx.Err())
+	}
+}
+
+// wakeLocked wakes key's waiters; s.mu is held.
+func (s *MemoryStore) wakeLocked(key string) {
+	if ch, ok := s.wake[key]; ok {
+		close(ch)
+		delete(s.wake, key)
+	}
 }
 
 // Save implements [Store].
@@ -260,5 +340,6 @@ func (s *MemoryStore) Save(ctx context.Context, key string, e *StoreEntry, fence
 		return ErrLockLost
 	}
 	s.entries[key] = e.Clone()
+	s.wakeLocked(key) // waiters find the saved token one Unlock sooner
 	return nil
 }

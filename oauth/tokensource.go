@@ -85,9 +85,17 @@ const (
 	// a failing LINE or store is not hit every tick.
 	revokeRetry = 30 * time.Second
 	// lockPollMin and lockPollMax bound the wait between looks at the store
-	// while another holder refreshes.
+	// while another holder refreshes. With a StoreNotifier they bound each
+	// wait for its notice instead, so a notice lost costs no more than
+	// polling.
 	lockPollMin = 20 * time.Millisecond
 	lockPollMax = time.Second
+	// maxEarlyWakes: a StoreNotifier's WaitUnlock may return early; past
+	// this many early returns in one refresh the source polls, so that a
+	// notifier returning at once, again and again, cannot make it spin on
+	// the store. A refresh needs one or two (the holder's Save, a new
+	// holder after a failed one).
+	maxEarlyWakes = 10
 	// closeTimeout bounds the revocations Close finishes.
 	closeTimeout = 20 * time.Second
 	// singleflightKey names the one refresh in flight.
@@ -563,6 +571,7 @@ func (ts *TokenSource) replacing() string {
 func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) {
 	old := ts.replacing()
 	poll := lockPollMin
+	wakes := 0 // early returns of the store's WaitUnlock
 	for {
 		e, err := ts.store.Load(ctx, ts.key)
 		if err != nil {
@@ -582,15 +591,49 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 			ts.unlock(ctx, fence)
 			return tok, err == nil && tok != nil, err
 		}
-		// Another holder is refreshing: look again shortly.
-		t := time.NewTimer(poll)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, false, fmt.Errorf("oauth: waiting for the token store lock that another holder has: %w", ctx.Err())
-		case <-t.C:
+		// Another holder is refreshing: look again once it lets go of the
+		// lock, or shortly. The poll backs off as time passes, not per
+		// wake-up.
+		early, err := ts.waitForHolder(ctx, poll, wakes < maxEarlyWakes)
+		if err != nil {
+			return nil, false, fmt.Errorf("oauth: waiting for the token store lock that another holder has: %w", err)
 		}
-		poll = min(poll*2, lockPollMax)
+		if early {
+			wakes++
+		} else {
+			poll = min(poll*2, lockPollMax)
+		}
+	}
+}
+
+// waitForHolder waits up to d for another holder's refresh: when notify is
+// set and the store is a [StoreNotifier], until the store says the holder
+// saved or let go of the lock (early is then set when that came before d
+// passed); else for all of d. It fails only when ctx ends.
+func (ts *TokenSource) waitForHolder(ctx context.Context, d time.Duration, notify bool) (early bool, err error) {
+	if n, ok := ts.store.(StoreNotifier); ok && notify {
+		start := time.Now()
+		err := n.WaitUnlock(ctx, ts.key, d)
+		waited := time.Since(start)
+		if err == nil {
+			return waited < d, nil
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		// The store could not watch its lock (a Redis that refuses
+		// SUBSCRIBE, say): poll for the rest of d.
+		ts.logAttrs(slog.LevelDebug, "oauth: the token store could not watch its lock; polling",
+			slog.String("kind", ts.kind.String()), slog.String("error", err.Error()))
+		d -= waited
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-t.C:
+		return false, nil
 	}
 }
 

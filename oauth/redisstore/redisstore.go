@@ -10,14 +10,31 @@
 // # Keys
 //
 // For a [oauth.StoreKey] k (e.g. "linetoken:v1:1234567890:v2.1") and the
-// prefix p ([WithPrefix], "" by default), a Store uses three keys:
+// prefix p ([WithPrefix], "" by default), a Store uses three keys and a
+// Pub/Sub channel:
 //
 //	p{k}        the entry: the JSON of an oauth.StoreEntry, no expiry
 //	p{k}:lock   the refresh lock: the holder's fencing token, with a TTL
 //	p{k}:fence  the fencing counter (INCR), no expiry
+//	p{k}:wake   channel: Save and Unlock PUBLISH on it (see below)
 //
 // The braces are a Redis Cluster hash tag: the three keys of one k live in
-// one slot, so the Lua scripts that touch two of them work on a cluster.
+// one slot, so the Lua scripts that touch two of them work on a cluster
+// (and a [redis.Ring] subscribes to the channel on the keys' shard).
+//
+// # Waiting for the lock
+//
+// A Store is an [oauth.StoreNotifier]: a [oauth.TokenSource] that finds
+// the lock held waits in [Store.WaitUnlock] for the holder's Save or
+// Unlock to publish on p{k}:wake, so the whole fleet has the new token
+// within a round trip or two of its Save, without polling Redis. A
+// waiting process holds a subscription (a connection of its own) for as
+// long as it waits: at a refresh, the processes that find the lock held,
+// while the holder issues. The PUBLISH is best effort: where Redis refuses it (an
+// ACL user without channel permissions, the default for users created
+// under Redis 7) Save and Unlock still work, WaitUnlock fails and waiters
+// poll as they would without notices. For the notices, grant the user
+// the channels: "&{linetoken:*}:wake" without a prefix, or allchannels.
 //
 // Fences are the counter's values. A counter that does not exist starts
 // at Redis's clock in microseconds, so fences keep increasing when Redis
@@ -53,11 +70,14 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,9 +92,14 @@ import (
 
 const (
 	// lockSuffix and fenceSuffix name the lock and the fencing counter of an
-	// entry key.
+	// entry key, wakeSuffix its Pub/Sub channel.
 	lockSuffix  = ":lock"
 	fenceSuffix = ":fence"
+	wakeSuffix  = ":wake"
+	// ttlSlack is added to a lock's PTTL before WaitUnlock takes its TTL to
+	// have passed: Redis expires a key only after the millisecond its TTL
+	// ends in, and answers PTTL in whole milliseconds.
+	ttlSlack = 2 * time.Millisecond
 	// releaseTimeout bounds the release of a lock taken by a Lock call whose
 	// caller had already gone: the lock's TTL frees it anyway.
 	releaseTimeout = 5 * time.Second
@@ -101,16 +126,22 @@ local fence = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], string.format('%d', fence), 'PX', ARGV[1])
 return fence
 `)
-	// unlockScript: KEYS = lock; ARGV = fence. Deletes the lock if fence
-	// still holds it.
+	// unlockScript: KEYS = lock; ARGV = fence, wake channel. Deletes the
+	// lock if fence still holds it, and then wakes the waiters. The
+	// channel is an argument, not a key: it is no key to ACLs or a
+	// cluster. redis.pcall: a refused PUBLISH (an ACL without channel
+	// permissions) must not fail the Unlock.
 	unlockScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-	return redis.call('DEL', KEYS[1])
+	redis.call('DEL', KEYS[1])
+	redis.pcall('PUBLISH', ARGV[2], 'unlock')
+	return 1
 end
 return 0
 `)
-	// saveScript: KEYS = lock, entry; ARGV = fence, value ("" deletes).
-	// Writes the entry if fence still holds the lock: 1, else 0.
+	// saveScript: KEYS = lock, entry; ARGV = fence, value ("" deletes),
+	// wake channel. Writes the entry if fence still holds the lock, and
+	// then wakes the waiters (as unlockScript): 1, else 0.
 	saveScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 	return 0
@@ -120,6 +151,7 @@ if ARGV[2] == '' then
 else
 	redis.call('SET', KEYS[2], ARGV[2])
 end
+redis.pcall('PUBLISH', ARGV[3], 'save')
 return 1
 `)
 )
@@ -135,7 +167,10 @@ type Store struct {
 	corrupt atomic.Int64
 }
 
-var _ oauth.Store = (*Store)(nil)
+var (
+	_ oauth.Store         = (*Store)(nil)
+	_ oauth.StoreNotifier = (*Store)(nil)
+)
 
 // Option configures a [Store].
 type Option func(*Store)
@@ -242,7 +277,7 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (int64,
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), releaseTimeout)
 		defer cancel()
-		if err := unlockScript.Run(rctx, s.rdb, keys[:1], strconv.FormatInt(fence, 10)).Err(); err != nil && s.log != nil {
+		if err := unlockScript.Run(rctx, s.rdb, keys[:1], strconv.FormatInt(fence, 10), k+wakeSuffix).Err(); err != nil && s.log != nil {
 			s.log.LogAttrs(context.Background(), slog.LevelWarn, "redisstore: releasing a lock taken after its caller left failed; its TTL frees it",
 				slog.String("key", k), slog.String("addr", s.addr), slog.Duration("ttl", ttl), slog.String("error", s.fail(rctx, "unlock", k, err).Error()))
 		}
@@ -257,7 +292,7 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (int64,
 func (s *Store) Unlock(ctx context.Context, key string, fence int64) error {
 	k := s.entryKey(key)
 	_, err := call(ctx, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, unlockScript.Run(ctx, s.rdb, []string{k + lockSuffix}, strconv.FormatInt(fence, 10)).Err()
+		return struct{}{}, unlockScript.Run(ctx, s.rdb, []string{k + lockSuffix}, strconv.FormatInt(fence, 10), k+wakeSuffix).Err()
 	}, nil)
 	if err != nil {
 		return s.fail(ctx, "unlock", k, err)
@@ -278,7 +313,7 @@ func (s *Store) Save(ctx context.Context, key string, e *oauth.StoreEntry, fence
 		}
 	}
 	ok, err := call(ctx, func(ctx context.Context) (int64, error) {
-		return saveScript.Run(ctx, s.rdb, []string{k + lockSuffix, k}, strconv.FormatInt(fence, 10), val).Int64()
+		return saveScript.Run(ctx, s.rdb, []string{k + lockSuffix, k}, strconv.FormatInt(fence, 10), val, k+wakeSuffix).Int64()
 	}, nil)
 	if err != nil {
 		return s.fail(ctx, "save", k, err)
@@ -287,6 +322,115 @@ func (s *Store) Save(ctx context.Context, key string, e *oauth.StoreEntry, fence
 		return oauth.ErrLockLost
 	}
 	return nil
+}
+
+// WaitUnlock implements [oauth.StoreNotifier] with Pub/Sub: it subscribes
+// to key's wake channel (on a connection of its own, closed on return),
+// then looks at the lock, so that a release between the caller's Lock and
+// the subscription is not missed, and waits for the holder's Save or
+// Unlock to publish, the lock's TTL to pass or maxWait to pass. A Redis
+// that refuses the subscription (an ACL without channel permissions, a
+// proxy without Pub/Sub) makes it fail, and a [oauth.TokenSource] then
+// polls; the refusal is logged at Warn.
+func (s *Store) WaitUnlock(ctx context.Context, key string, maxWait time.Duration) error {
+	k := s.entryKey(key)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redisstore: wait for the lock of %s at %s: %w", k, s.addr, err)
+	}
+	if maxWait <= 0 {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, maxWait)
+	defer cancel()
+	_, err := call(wctx, func(wctx context.Context) (struct{}, error) { return struct{}{}, s.waitWake(wctx, k) }, nil)
+	// A read that timed out at a deadline can return before the context's
+	// own timer marks it done: the clock says whether the time is up.
+	now := time.Now()
+	if d, ok := ctx.Deadline(); ctx.Err() != nil || ok && !now.Before(d) {
+		return fmt.Errorf("redisstore: wait for the lock of %s at %s: %w", k, s.addr, cmp.Or(ctx.Err(), context.DeadlineExceeded))
+	}
+	if d, _ := wctx.Deadline(); err == nil || wctx.Err() != nil || !now.Before(d) { // woken, or maxWait passed
+		return nil
+	}
+	if _, refused := errors.AsType[redis.Error](err); refused && s.log != nil {
+		s.log.LogAttrs(context.Background(), slog.LevelWarn, "redisstore: Redis refused the subscription to the lock's wake channel; waiters poll instead",
+			slog.String("channel", k+wakeSuffix), slog.String("addr", s.addr), slog.String("error", err.Error()))
+	}
+	return s.fail(ctx, "subscribe to the wake channel of", k, err)
+}
+
+// waitWake is WaitUnlock's work for entry key k, bounded by ctx (whose
+// deadline is maxWait's): subscribe, look at the lock, wait.
+func (s *Store) waitWake(ctx context.Context, k string) error {
+	ch := k + wakeSuffix
+	ps, err := subscribe(ctx, s.rdb, ch)
+	if err != nil {
+		return err
+	}
+	defer ps.Close()
+	// A read of ps ends at ctx's deadline, but not when it is canceled:
+	// closing ps ends it then.
+	defer context.AfterFunc(ctx, func() { _ = ps.Close() })()
+	// Subscribed once Redis confirms: from then on every PUBLISH on ch
+	// reaches ps.
+	end, _ := ctx.Deadline()
+	for {
+		m, err := receive(ctx, ps, end)
+		if err != nil {
+			return err
+		}
+		if sub, ok := m.(*redis.Subscription); ok && sub.Kind == "subscribe" && sub.Channel == ch {
+			break
+		}
+	}
+	ms, err := s.rdb.Do(ctx, "PTTL", k+lockSuffix).Int64()
+	switch {
+	case err != nil:
+		return err
+	case ms == -2: // no lock: released before the subscription
+		return nil
+	case ms >= 0: // -1, no TTL, cannot be (Lock sets one): wait for maxWait
+		// Redis keeps a key through the millisecond its TTL ends in.
+		if ttlEnd := time.Now().Add(time.Duration(ms)*time.Millisecond + ttlSlack); ttlEnd.Before(end) {
+			end = ttlEnd
+		}
+	}
+	for {
+		m, err := receive(ctx, ps, end)
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			return nil // the lock's TTL (or maxWait) passed
+		}
+		if err != nil {
+			return err
+		}
+		if _, ok := m.(*redis.Message); ok {
+			return nil
+		}
+	}
+}
+
+// receive reads ps's next message until end at the latest.
+func receive(ctx context.Context, ps *redis.PubSub, end time.Time) (any, error) {
+	d := time.Until(end)
+	if d <= 0 { // go-redis would read without a deadline
+		return nil, os.ErrDeadlineExceeded
+	}
+	return ps.ReceiveTimeout(ctx, d)
+}
+
+// subscribe subscribes to ch. A [redis.Ring] panics, rather than fail,
+// when none of its shards is up: that is an error here.
+func subscribe(ctx context.Context, c redis.UniversalClient, ch string) (ps *redis.PubSub, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			if e, ok := r.(error); ok {
+				err = fmt.Errorf("subscribing: %w", e)
+			} else {
+				err = fmt.Errorf("subscribing: %v", r)
+			}
+		}
+	}()
+	return c.Subscribe(ctx, ch), nil
 }
 
 // fail describes a failed command: the caller's context ending, an error
