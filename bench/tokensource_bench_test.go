@@ -167,7 +167,8 @@ func benchXRefresh(b *testing.B, left time.Duration) {
 // ReuseTokenSources) finding their token expired at once, one caller each.
 // It reports upstream-calls/op and the callers' waits, like
 // BenchmarkThousandCallers. Our followers wait for the leader's token in the
-// store, which they poll (first after 20ms). TestFleetRefresh asserts the
+// store, woken by its StoreNotifier when the leader saves (polling, first
+// after 20ms, is only the fallback). TestFleetRefresh asserts the
 // counts, and that inside the early-refresh window the fleet issues one
 // token too.
 func BenchmarkFleet(b *testing.B) {
