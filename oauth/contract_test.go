@@ -35,6 +35,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linetoken/linetoken/internal/testkit"
 	"github.com/linetoken/linetoken/oauth"
 )
 
@@ -136,22 +137,7 @@ func (r *contractRecorder) len() int {
 }
 
 // contractOutput collects Prism's stdout and stderr.
-type contractOutput struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (o *contractOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.Write(p)
-}
-
-func (o *contractOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.buf.String()
-}
+type contractOutput = testkit.SyncBuffer
 
 // startPrism starts Prism on a free loopback port, waits until it answers
 // and returns its base URL. Prism is stopped, and its output shown if the

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
+	"github.com/linetoken/linetoken/internal/storetest"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 	"github.com/linetoken/linetoken/oauth/redisstore"
@@ -36,47 +37,18 @@ const (
 	notifySettle = 50 * time.Millisecond
 )
 
-// waitResult is what one WaitUnlock in the background returned, and when.
-type waitResult struct {
-	err error
-	at  time.Time
-}
+// The WaitUnlock helpers are shared with the other store's tests.
+type waitResult = storetest.WaitResult
 
-// waitUnlockAsync starts s.WaitUnlock(ctx, key, maxWait) in a goroutine.
-func waitUnlockAsync(ctx context.Context, s oauth.StoreNotifier, key string, maxWait time.Duration) <-chan waitResult {
-	done := make(chan waitResult, 1)
-	go func() {
-		err := s.WaitUnlock(ctx, key, maxWait)
-		done <- waitResult{err, time.Now()}
-	}()
-	return done
-}
+var (
+	waitUnlockAsync = storetest.WaitUnlockAsync
+	stillWaiting    = storetest.StillWaiting
+)
 
-// stillWaiting fails t if the wait has returned.
-func stillWaiting(t *testing.T, done <-chan waitResult, what string) {
-	t.Helper()
-	select {
-	case r := <-done:
-		t.Fatalf("WaitUnlock returned (%v) %s", r.err, what)
-	default:
-	}
-}
-
-// wokenBy waits for done and fails t unless it returned nil within
-// notifyPrompt of since.
+// wokenBy fails t unless the wait returned nil within notifyPrompt of since.
 func wokenBy(t *testing.T, done <-chan waitResult, since time.Time, what string) {
 	t.Helper()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			t.Fatalf("WaitUnlock after %s = %v; want nil", what, r.err)
-		}
-		if d := r.at.Sub(since); d > notifyPrompt {
-			t.Fatalf("WaitUnlock returned %v after %s; want well under its maxWait %v", d, what, notifyLongWait)
-		}
-	case <-time.After(notifyLongWait + notifyPrompt):
-		t.Fatalf("WaitUnlock never returned after %s", what)
-	}
+	storetest.WokenBy(t, done, since, notifyPrompt, notifyLongWait, what)
 }
 
 // TestWaitUnlock: against a real Redis, with the holder and the waiter on
@@ -254,8 +226,8 @@ func TestWaitUnlock(t *testing.T) {
 		canceledAt := time.Now()
 		cancel()
 		res := <-done
-		if !errors.Is(res.err, context.Canceled) || res.at.Sub(canceledAt) > notifyPrompt {
-			t.Fatalf("WaitUnlock canceled = %v after %v; want context.Canceled at once", res.err, res.at.Sub(canceledAt))
+		if !errors.Is(res.Err, context.Canceled) || res.At.Sub(canceledAt) > notifyPrompt {
+			t.Fatalf("WaitUnlock canceled = %v after %v; want context.Canceled at once", res.Err, res.At.Sub(canceledAt))
 		}
 		dctx, cancel := context.WithTimeout(ctx, notifyShortWait)
 		defer cancel()

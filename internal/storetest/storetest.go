@@ -1,0 +1,55 @@
+// Package storetest holds helpers for the tests of oauth's stores (the
+// memory store in package oauth, the Redis store in oauth/redisstore). It
+// is internal and imported by _test.go files only.
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/linetoken/linetoken/oauth"
+)
+
+// WaitResult is what one WaitUnlock in the background returned, and when.
+type WaitResult struct {
+	Err error
+	At  time.Time
+}
+
+// WaitUnlockAsync starts s.WaitUnlock(ctx, key, maxWait) in a goroutine.
+func WaitUnlockAsync(ctx context.Context, s oauth.StoreNotifier, key string, maxWait time.Duration) <-chan WaitResult {
+	done := make(chan WaitResult, 1)
+	go func() {
+		err := s.WaitUnlock(ctx, key, maxWait)
+		done <- WaitResult{err, time.Now()}
+	}()
+	return done
+}
+
+// StillWaiting fails t if the wait has returned.
+func StillWaiting(t testing.TB, done <-chan WaitResult, what string) {
+	t.Helper()
+	select {
+	case r := <-done:
+		t.Fatalf("WaitUnlock returned (%v) %s", r.Err, what)
+	default:
+	}
+}
+
+// WokenBy waits for done and fails t unless it returned nil within prompt
+// of since; maxWait is the wait's own bound, which it must not have needed.
+func WokenBy(t testing.TB, done <-chan WaitResult, since time.Time, prompt, maxWait time.Duration, what string) {
+	t.Helper()
+	select {
+	case r := <-done:
+		if r.Err != nil {
+			t.Fatalf("WaitUnlock after %s = %v; want nil", what, r.Err)
+		}
+		if d := r.At.Sub(since); d > prompt {
+			t.Fatalf("WaitUnlock returned %v after %s; want well under its maxWait %v", d, what, maxWait)
+		}
+	case <-time.After(maxWait + prompt):
+		t.Fatalf("WaitUnlock never returned after %s", what)
+	}
+}
