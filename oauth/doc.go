@@ -23,7 +23,8 @@
 // [TokenSource] keeps one token of a family fresh for many callers, shared
 // between processes through a [Store] ([MemoryStore], [FileStore] or
 // package redisstore). A failed refresh is retried with jittered backoff
-// from Config.Retry and never sooner than LINE's Retry-After; a store that
+// from Config.Retry and never sooner than LINE's Retry-After (up to 5
+// minutes); a store that
 // cannot be used is reported as [ErrStoreUnavailable].
 //
 // No value of this package's types prints a secret (channel secret, access

@@ -32,6 +32,12 @@ const (
 	// aside), so a source still recovers within minutes once the cause is
 	// fixed, and callers of an expired token are not refused for long.
 	refreshBackoffMax = 5 * time.Minute
+	// backgroundRetryAfterMax caps the Retry-After a TokenSource honours
+	// between its own attempts (refreshes, revocations). LINE documents no
+	// Retry-After; a long one comes from a proxy or a maintenance page,
+	// and honouring up to 24h of it would refuse callers of an expired
+	// token for that long, or keep a replaced token's slot.
+	backgroundRetryAfterMax = refreshBackoffMax
 )
 
 // RetryPolicy says how a [Client] retries a failed request. The zero value
@@ -45,7 +51,7 @@ const (
 // refresh, with this policy's backoff (the same growth and jitter) but a
 // floor of at least 1s and a cap of 5 minutes, suited to a cache that still
 // serves a valid token; a Retry-After that came with the failure is waited
-// for in full there, beyond MaxWait.
+// for there beyond MaxWait, up to 5 minutes.
 type RetryPolicy struct {
 	// MaxAttempts counts the first try: 1 disables retries; 0 means 3.
 	MaxAttempts int
@@ -104,8 +110,8 @@ func (p RetryPolicy) backoffWith(n int, j jitterSource) time.Duration {
 // backoff with its floor raised to refreshBackoffMin and its cap set to
 // refreshBackoffMax (the same exponential growth and jitter as between
 // attempts of one call), and never less than a Retry-After that came with
-// err: a 429 or 503 that says when to come back is not asked again sooner
-// (a Retry-After is capped at 24h when parsed).
+// err, up to backgroundRetryAfterMax: a 429 or 503 that says when to come
+// back is not asked again sooner, unless it asks for more than 5 minutes.
 func (p RetryPolicy) refreshBackoff(failures int, err error, j jitterSource) time.Duration {
 	bg := RetryPolicy{
 		MinBackoff: min(max(orDefault(p.MinBackoff, defaultMinBackoff), refreshBackoffMin), refreshBackoffMax),
@@ -113,8 +119,8 @@ func (p RetryPolicy) refreshBackoff(failures int, err error, j jitterSource) tim
 	}
 	wait := bg.backoffWith(max(failures, 1), j)
 	var ae *APIError
-	if errors.As(err, &ae) && ae.RetryAfter > wait {
-		wait = ae.RetryAfter
+	if errors.As(err, &ae) {
+		wait = max(wait, min(ae.RetryAfter, backgroundRetryAfterMax))
 	}
 	return wait
 }

@@ -66,13 +66,20 @@ func TestRefreshBackoff(t *testing.T) {
 	if d := p.refreshBackoff(3, nil, func(n time.Duration) time.Duration { return n - 1 }); d != 4*time.Second {
 		t.Errorf("highest draw after 3 failures = %v, want 4s", d)
 	}
-	// Retry-After: a floor for the wait, however long (the parse caps it at
-	// 24h); shorter than the backoff, it changes nothing.
-	for _, ra := range []time.Duration{7 * time.Second, 120 * time.Second, time.Hour, maxRetryAfter} {
+	// Retry-After: a floor for the wait up to 5 minutes; a longer one (a
+	// proxy's, a maintenance page's: LINE documents none) is held to 5
+	// minutes, the backoff's own cap; shorter than the backoff, it changes
+	// nothing.
+	for _, ra := range []time.Duration{7 * time.Second, 120 * time.Second, 5 * time.Minute, time.Hour, maxRetryAfter} {
 		err := fmt.Errorf("oauth: refreshing: %w", &APIError{Operation: operationIssueV21, StatusCode: 429, RetryAfter: ra})
+		floor := min(ra, backgroundRetryAfterMax)
 		for failures := range 12 {
-			if d := p.refreshBackoff(failures+1, err, seeded); d < ra {
-				t.Errorf("refreshBackoff(%d) with Retry-After %v = %v, want at least the Retry-After", failures+1, ra, d)
+			d := p.refreshBackoff(failures+1, err, seeded)
+			if d < floor {
+				t.Errorf("refreshBackoff(%d) with Retry-After %v = %v, want at least %v", failures+1, ra, d, floor)
+			}
+			if d > refreshBackoffMax {
+				t.Errorf("refreshBackoff(%d) with Retry-After %v = %v, want at most %v", failures+1, ra, d, refreshBackoffMax)
 			}
 		}
 	}

@@ -80,7 +80,8 @@ const (
 	// context ended.
 	unlockTimeout = 5 * time.Second
 	// revokeRetry is the wait before due revocations are tried again after
-	// a failure (store or LINE), unless LINE's Retry-After asks for longer:
+	// a failure (store or LINE), unless LINE's Retry-After asks for longer
+	// (honoured up to 5 minutes):
 	// a replaced token stays valid meanwhile, so there is no hurry, and
 	// a failing LINE or store is not hit every tick.
 	revokeRetry = 30 * time.Second
@@ -145,7 +146,9 @@ type TokenSourceOptions struct {
 //     while the valid token is still served, after a wait drawn from the
 //     Client's [RetryPolicy] (exponential with jitter, at least 1s before
 //     jitter at first, at most 5 minutes) and never shorter than a
-//     Retry-After that came with the failure;
+//     Retry-After that came with the failure (up to 5 minutes: LINE
+//     documents none, and a longer one would refuse callers of an
+//     expired token for that long);
 //   - expired or none: callers wait for one shared refresh, each honouring
 //     its own context.
 //
@@ -450,16 +453,19 @@ func (ts *TokenSource) tick() {
 			err := ts.revokeDue(ctx, false)
 			ts.mu.Lock()
 			ts.revoking = false
+			var retryIn time.Duration
 			if err != nil { // back off: do not hit a failing store or LINE every tick
-				retry := ts.c.now().Add(revokeRetry)
+				now := ts.c.now()
+				retry := now.Add(revokeRetry)
 				if ts.nextRevoke.IsZero() || ts.nextRevoke.Before(retry) {
 					ts.nextRevoke = retry
 				}
+				retryIn = ts.nextRevoke.Sub(now)
 			}
 			ts.mu.Unlock()
 			if err != nil {
 				ts.logAttrs(slog.LevelWarn, "oauth: due revocations failed; will retry",
-					slog.String("kind", ts.kind.String()), slog.Duration("retry_in", revokeRetry), slog.String("error", err.Error()))
+					slog.String("kind", ts.kind.String()), slog.Duration("retry_in", retryIn), slog.String("error", err.Error()))
 			}
 		}()
 	}
@@ -571,7 +577,8 @@ func (ts *TokenSource) replacing() string {
 func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) {
 	old := ts.replacing()
 	poll := lockPollMin
-	wakes := 0 // early returns of the store's WaitUnlock
+	wakes := 0         // early returns of the store's WaitUnlock
+	unwatched := false // the store could not watch its lock: poll from then on
 	for {
 		e, err := ts.store.Load(ctx, ts.key)
 		if err != nil {
@@ -594,7 +601,8 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 		// Another holder is refreshing: look again once it lets go of the
 		// lock, or shortly. The poll backs off as time passes, not per
 		// wake-up.
-		early, err := ts.waitForHolder(ctx, poll, wakes < maxEarlyWakes)
+		early, failed, err := ts.waitForHolder(ctx, poll, wakes < maxEarlyWakes && !unwatched)
+		unwatched = unwatched || failed
 		if err != nil {
 			return nil, false, fmt.Errorf("oauth: waiting for the token store lock that another holder has: %w", err)
 		}
@@ -609,18 +617,22 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 // waitForHolder waits up to d for another holder's refresh: when notify is
 // set and the store is a [StoreNotifier], until the store says the holder
 // saved or let go of the lock (early is then set when that came before d
-// passed); else for all of d. It fails only when ctx ends.
-func (ts *TokenSource) waitForHolder(ctx context.Context, d time.Duration, notify bool) (early bool, err error) {
+// passed); else for all of d. watchFailed reports that the store could
+// not watch its lock (the refresh then polls for the rest of its life:
+// asking again would cost a refused subscription per poll). It fails only
+// when ctx ends.
+func (ts *TokenSource) waitForHolder(ctx context.Context, d time.Duration, notify bool) (early, watchFailed bool, err error) {
 	if n, ok := ts.store.(StoreNotifier); ok && notify {
 		start := time.Now()
 		err := n.WaitUnlock(ctx, ts.key, d)
 		waited := time.Since(start)
 		if err == nil {
-			return waited < d, nil
+			return waited < d, false, nil
 		}
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return false, false, ctx.Err()
 		}
+		watchFailed = true
 		// The store could not watch its lock (a Redis that refuses
 		// SUBSCRIBE, say): poll for the rest of d.
 		ts.logAttrs(slog.LevelDebug, "oauth: the token store could not watch its lock; polling",
@@ -631,9 +643,9 @@ func (ts *TokenSource) waitForHolder(ctx context.Context, d time.Duration, notif
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false, ctx.Err()
+		return false, watchFailed, ctx.Err()
 	case <-t.C:
-		return false, nil
+		return false, watchFailed, nil
 	}
 }
 
@@ -825,8 +837,11 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 			keep = append(keep, r)
 			errs = append(errs, err)
 			var ae *APIError
-			if errors.As(err, &ae) && now.Add(ae.RetryAfter).After(retryAt) {
-				retryAt = now.Add(ae.RetryAfter) // LINE said when to come back
+			if errors.As(err, &ae) {
+				// LINE said when to come back (honoured within reason).
+				if ra := now.Add(min(ae.RetryAfter, backgroundRetryAfterMax)); ra.After(retryAt) {
+					retryAt = ra
+				}
 			}
 			ts.logAttrs(slog.LevelWarn, "oauth: revoking a token failed; will retry",
 				slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID), slog.String("error", err.Error()))

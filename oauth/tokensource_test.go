@@ -596,10 +596,52 @@ func TestTokenSourceRefreshHonoursRetryAfter(t *testing.T) {
 	}
 }
 
+// TestTokenSourceRetryAfterCapped: a Retry-After of a day (LINE documents
+// none: a proxy's, a maintenance page's) on an issue is honoured for 5
+// minutes only, so callers of a source without a valid token are not
+// refused for a day once LINE is back.
+func TestTokenSourceRetryAfterCapped(t *testing.T) {
+	clk := newFakeClock()
+	var down atomic.Bool
+	down.Store(true)
+	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.Header().Set("Retry-After", "86400")
+			jsonAnswer(503, `{"message":"Service Unavailable"}`)(w, r)
+			return
+		}
+		jsonAnswer(200, issueShortBody)(w, r)
+	})
+	ts := newSource(t, clientFor(t, srv.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived})
+	ctx := context.Background()
+	var ae *oauth.APIError
+	if _, err := ts.Token(ctx); !errors.As(err, &ae) || ae.RetryAfter != 24*time.Hour {
+		t.Fatalf("Token = %v, want the 503 with its day-long Retry-After", err)
+	}
+	down.Store(false)
+	clk.Advance(5*time.Minute - time.Millisecond)
+	if _, err := ts.Token(ctx); err == nil || srv.count() != 1 {
+		t.Fatalf("Token before 5 minutes = %v after %d requests, want the 503 again and no request", err, srv.count())
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := ts.Token(ctx); err != nil || srv.count() != 2 {
+		t.Errorf("Token after 5 minutes = %v after %d requests, want success on the second", err, srv.count())
+	}
+}
+
 // TestTokenSourceRevokeRetryHonoursRetryAfter: a due revocation that LINE
 // answers with 429 and Retry-After: 120 is tried again after 120s, not
-// after the usual 30s.
+// after the usual 30s; a Retry-After of a day is held to 5 minutes.
 func TestTokenSourceRevokeRetryHonoursRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		retryAfter string
+		wait       time.Duration
+	}{{"120", 2 * time.Minute}, {"86400", 5 * time.Minute}} {
+		t.Run(tc.retryAfter, func(t *testing.T) { testRevokeRetryAfter(t, tc.retryAfter, tc.wait) })
+	}
+}
+
+func testRevokeRetryAfter(t *testing.T, retryAfter string, wait time.Duration) {
 	clk := newFakeClock()
 	var issued, revokes atomic.Int32
 	srv := newTestServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -609,7 +651,7 @@ func TestTokenSourceRevokeRetryHonoursRetryAfter(t *testing.T) {
 			jsonAnswer(200, fmt.Sprintf(`{"access_token":"short-token-%d","expires_in":3600,"token_type":"Bearer"}`, n))(w, r)
 		case "/v2/oauth/revoke":
 			revokes.Add(1)
-			w.Header().Set("Retry-After", "120")
+			w.Header().Set("Retry-After", retryAfter)
 			jsonAnswer(429, `{"message":"Too many requests"}`)(w, r)
 		default:
 			jsonAnswer(404, `{"message":"Not found"}`)(w, r)
@@ -626,10 +668,10 @@ func TestTokenSourceRevokeRetryHonoursRetryAfter(t *testing.T) {
 	eventually(t, "rotation", func() bool { tok, _ := ts.Token(ctx); return tok != first })
 	clk.Advance(time.Minute) // the grace is over
 	eventually(t, "the first revocation", func() bool { return revokes.Load() == 1 })
-	clk.Advance(2*time.Minute - time.Millisecond)
+	clk.Advance(wait - time.Millisecond)
 	time.Sleep(30 * time.Millisecond) // six watcher ticks
 	if n := revokes.Load(); n != 1 {
-		t.Fatalf("%d revocation requests before the Retry-After (120s) passed, want 1", n)
+		t.Fatalf("%d revocation requests before %v passed, want 1", n, wait)
 	}
 	clk.Advance(time.Millisecond)
 	eventually(t, "the revocation retried after the Retry-After", func() bool { return revokes.Load() == 2 })
