@@ -42,6 +42,10 @@ const (
 	// (or with a fence below 1) was edited or damaged, and trusting it
 	// would let the next grant overflow into a negative fence.
 	maxFileFence = 1 << 62
+	// fileWatchInterval is how often WaitUnlock looks at the file's
+	// identity: an os.Stat, no lock and no read, so a few followers
+	// looking this often cost the holder nothing.
+	fileWatchInterval = 2 * time.Millisecond
 )
 
 // errNoFileLock is what NewFileStore returns where this package has no OS
@@ -50,7 +54,9 @@ var errNoFileLock = errors.New("oauth: FileStore needs a unix file lock (flock),
 
 // FileStore is a [Store] in one JSON file, so that a restarted process
 // finds its token instead of issuing a new one, and several processes on
-// one host share tokens. Create it with [NewFileStore].
+// one host share tokens. Create it with [NewFileStore]. It is a
+// [StoreNotifier]: a process waiting for another's refresh watches the
+// file and has the token within milliseconds of its Save.
 //
 // The file (mode 0600) holds every key's [StoreEntry] and refresh lock and
 // a fence counter:
@@ -113,6 +119,51 @@ func NewFileStore(path string) (*FileStore, error) {
 	}
 	unlockFile(f)
 	return s, nil
+}
+
+// WaitUnlock implements [StoreNotifier]. A file has no channel to listen
+// on, but every write replaces it (a rename), so WaitUnlock takes the
+// file's identity, then reads whether key's lock is held, then watches
+// the identity (os.Stat, which takes no lock) every 2ms: the holder's Save
+// or Unlock, or any other write, ends the wait, as do the lock's TTL and
+// maxWait.
+func (s *FileStore) WaitUnlock(ctx context.Context, key string, maxWait time.Duration) error {
+	before, err := os.Stat(s.path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return s.errorf("watching", err)
+	}
+	var held bool
+	var left time.Duration // until the lock's TTL passes
+	err = s.update(ctx, func(st *fileState) (bool, error) {
+		if r := st.Entries[key]; r != nil && r.Lock != nil {
+			left = r.Lock.Until.Sub(s.now())
+			held = left > 0
+		}
+		return false, nil
+	})
+	if err != nil || !held || maxWait <= 0 {
+		return err
+	}
+	timer := time.NewTimer(min(maxWait, left))
+	defer timer.Stop()
+	tick := time.NewTicker(fileWatchInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("oauth: FileStore %s: waiting for a lock: %w", s.path, ctx.Err())
+		case <-timer.C:
+			return nil
+		case <-tick.C:
+			now, err := os.Stat(s.path)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return s.errorf("watching", err)
+			}
+			if (before == nil) != (now == nil) || (now != nil && !os.SameFile(before, now)) {
+				return nil // written since: the caller looks again
+			}
+		}
+	}
 }
 
 // SetLogger sends the store's warnings (a corrupt file moved aside, a file

@@ -27,10 +27,10 @@ var ErrLockLost = errors.New("oauth: store refresh lock lost to another holder")
 // they are shared.
 //
 // A [TokenSource] that finds the lock held waits for the holder's token:
-// when the Store is also a [StoreNotifier] (as [MemoryStore] and the Redis
-// store in package redisstore are), it waits until the holder saves or
-// unlocks, and so sees the token as soon as it is saved; otherwise (as with
-// [FileStore]) it looks at the store again after 20ms, then after waits
+// when the Store is also a [StoreNotifier] (as [MemoryStore], [FileStore]
+// and the Redis store in package redisstore are), it waits until the
+// holder saves or unlocks, and so sees the token as soon as it is saved;
+// otherwise it looks at the store again after 20ms, then after waits
 // doubling up to 1s. A custom Store may implement StoreNotifier too.
 type Store interface {
 	// Load returns the entry stored under key, or (nil, nil) when there is
