@@ -8,13 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/linetoken/linetoken/internal/storetest"
 	"github.com/linetoken/linetoken/oauth"
 )
 
@@ -165,25 +165,9 @@ func TestFileStoreFleetWokenBySave(t *testing.T) {
 		}
 		before := srv.issues.Load()
 		ctx, cancel := context.WithTimeout(context.Background(), notifyLongWait)
-		returned := make([]time.Time, sources)
-		toks := make([]string, sources)
-		errs := make([]error, sources)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i, ts := range fleet {
-			wg.Go(func() {
-				<-start
-				tok, err := ts.Token(ctx)
-				returned[i], errs[i] = time.Now(), err
-				if err == nil {
-					toks[i] = tok.AccessToken
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
+		returned, toks, err := storetest.FleetRound(ctx, fleet)
 		cancel()
-		if err := errors.Join(errs...); err != nil {
+		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		if n := srv.issues.Load() - before; n != 1 {

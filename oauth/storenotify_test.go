@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -317,25 +316,9 @@ func TestFleetFollowersWokenBySave(t *testing.T) {
 		}
 		before := srv.issues.Load()
 		ctx, cancel := context.WithTimeout(context.Background(), notifyLongWait)
-		returned := make([]time.Time, sources)
-		toks := make([]string, sources)
-		errs := make([]error, sources)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i, ts := range fleet {
-			wg.Go(func() {
-				<-start
-				tok, err := ts.Token(ctx)
-				returned[i], errs[i] = time.Now(), err
-				if err == nil {
-					toks[i] = tok.AccessToken
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
+		returned, toks, err := storetest.FleetRound(ctx, fleet)
 		cancel()
-		if err := errors.Join(errs...); err != nil {
+		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		if n := srv.issues.Load() - before; n != 1 {

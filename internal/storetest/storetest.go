@@ -5,6 +5,8 @@ package storetest
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,4 +54,28 @@ func WokenBy(t testing.TB, done <-chan WaitResult, since time.Time, prompt, maxW
 	case <-time.After(maxWait + prompt):
 		t.Fatalf("WaitUnlock never returned after %s", what)
 	}
+}
+
+// FleetRound has every source of fleet call Token at once (released
+// together from a start line) and returns when each got its answer, the
+// tokens, and the errors joined.
+func FleetRound(ctx context.Context, fleet []*oauth.TokenSource) (returned []time.Time, tokens []string, err error) {
+	returned = make([]time.Time, len(fleet))
+	tokens = make([]string, len(fleet))
+	errs := make([]error, len(fleet))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, ts := range fleet {
+		wg.Go(func() {
+			<-start
+			tok, err := ts.Token(ctx)
+			returned[i], errs[i] = time.Now(), err
+			if err == nil {
+				tokens[i] = tok.AccessToken
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	return returned, tokens, errors.Join(errs...)
 }

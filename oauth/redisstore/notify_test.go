@@ -7,7 +7,6 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -413,28 +412,12 @@ func TestFleetWokenBySave(t *testing.T) {
 		before := srv.IssueCount(oauthtest.KindShortLived)
 		srv.DelayNext(1, fleetUpstreamDelay)
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-		returned := make([]time.Time, fleetSize)
-		toks := make([]string, fleetSize)
-		errs := make([]error, fleetSize)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i, ts := range fleet {
-			wg.Go(func() {
-				<-start
-				tok, err := ts.Token(ctx)
-				returned[i], errs[i] = time.Now(), err
-				if err == nil {
-					toks[i] = tok.AccessToken
-				}
-			})
-		}
-		close(start)
-		wg.Wait()
+		returned, toks, err := storetest.FleetRound(ctx, fleet)
 		cancel()
 		for _, ts := range fleet {
 			_ = ts.Close()
 		}
-		if err := errors.Join(errs...); err != nil {
+		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
 		if n := srv.IssueCount(oauthtest.KindShortLived) - before; n != 1 {
