@@ -8,12 +8,12 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/linetoken/linetoken/bench/internal/benchparse"
 )
 
 const (
@@ -25,18 +25,14 @@ const (
 type sample struct{ ns, bytes, allocs []float64 }
 
 func main() {
+	series, names, err := benchparse.Parse(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	data := map[string]map[string]*sample{} // benchmark -> contender -> samples
 	var order []string
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
-			continue
-		}
-		name := strings.TrimPrefix(f[0], "Benchmark")
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			name = name[:i] // drop -GOMAXPROCS
-		}
+	for _, name := range names {
 		bench, who, ok := strings.Cut(name, "/")
 		if !ok {
 			continue
@@ -45,29 +41,8 @@ func main() {
 			data[bench] = map[string]*sample{}
 			order = append(order, bench)
 		}
-		s := data[bench][who]
-		if s == nil {
-			s = &sample{}
-			data[bench][who] = s
-		}
-		for i := 2; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseFloat(f[i], 64)
-			if err != nil {
-				continue
-			}
-			switch f[i+1] {
-			case "ns/op":
-				s.ns = append(s.ns, v)
-			case "B/op":
-				s.bytes = append(s.bytes, v)
-			case "allocs/op":
-				s.allocs = append(s.allocs, v)
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		s := series[name]
+		data[bench][who] = &sample{ns: s["ns/op"], bytes: s["B/op"], allocs: s["allocs/op"]}
 	}
 	if len(order) == 0 {
 		fmt.Fprintln(os.Stderr, "benchtable: no benchmark lines on stdin")
@@ -99,15 +74,4 @@ func main() {
 	}
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-}
+var median = benchparse.Median

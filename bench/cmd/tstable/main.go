@@ -9,13 +9,14 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/linetoken/linetoken/bench/internal/benchparse"
 )
 
 const (
@@ -23,37 +24,11 @@ const (
 	other = "xoauth2"
 )
 
-// series is one sub-benchmark's samples, by unit.
-type series map[string][]float64
+type series = benchparse.Series
 
 func main() {
-	data := map[string]series{}
-	var order []string
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
-			continue
-		}
-		name := strings.TrimPrefix(f[0], "Benchmark")
-		if i := strings.LastIndexByte(name, '-'); i > 0 {
-			if _, err := strconv.Atoi(name[i+1:]); err == nil {
-				name = name[:i] // drop -GOMAXPROCS
-			}
-		}
-		s := data[name]
-		if s == nil {
-			s = series{}
-			data[name] = s
-			order = append(order, name)
-		}
-		for i := 2; i+1 < len(f); i += 2 {
-			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
-				s[f[i+1]] = append(s[f[i+1]], v)
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
+	data, order, err := benchparse.Parse(os.Stdin)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -120,18 +95,7 @@ func printWaits(data map[string]series, names []string) {
 	}
 }
 
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if n := len(s); n%2 == 1 {
-		return s[n/2]
-	} else {
-		return (s[n/2-1] + s[n/2]) / 2
-	}
-}
+var median = benchparse.Median
 
 // num prints v with 3 significant digits below 100, as an integer above.
 func num(v float64) string {
