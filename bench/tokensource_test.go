@@ -25,21 +25,12 @@ import (
 // our early-refresh window no caller waits: all get the old token while the
 // upstream is still held.
 func TestThousandCallersAtExpiry(t *testing.T) {
-	ctx := context.Background()
-
 	// A long-running TokenSource whose cached token expires: the watcher
 	// (which reads the clock once a second) marks it expired, then 1000
 	// callers arrive.
 	t.Run("expired/linetoken", func(t *testing.T) {
 		t.Parallel()
-		u := newUpstream(t, 0)
-		clk := newClock(t0)
-		ts := newOurSource(t, newOAuthClient(t, u, clk), oauth.NewMemoryStore())
-		t.Cleanup(func() { _ = ts.Close() })
-		first, err := ts.Token(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u, clk, ts, first := runningSource(t)
 		release := u.hold(t)
 		u.drain()
 		base := u.issues.Load()
@@ -90,14 +81,7 @@ func TestThousandCallersAtExpiry(t *testing.T) {
 	// cached token without waiting for it.
 	t.Run("refresh-window/linetoken", func(t *testing.T) {
 		t.Parallel()
-		u := newUpstream(t, 0)
-		clk := newClock(t0)
-		ts := newOurSource(t, newOAuthClient(t, u, clk), oauth.NewMemoryStore())
-		t.Cleanup(func() { _ = ts.Close() })
-		first, err := ts.Token(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		u, clk, ts, first := runningSource(t)
 		release := u.hold(t)
 		u.drain()
 		base := u.issues.Load()
@@ -294,4 +278,19 @@ func TestCachedTokenAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() { _, _ = ts.Token(ctx) }); a != 0 {
 		t.Errorf("TokenSource.Token with a fresh cached token: %v allocs/op, want 0", a)
 	}
+}
+
+// runningSource is a TokenSource over its own upstream and clock that has
+// issued its first token, as a long-running process has.
+func runningSource(t *testing.T) (*upstream, *clock, *oauth.TokenSource, *oauth.Token) {
+	t.Helper()
+	u := newUpstream(t, 0)
+	clk := newClock(t0)
+	ts := newOurSource(t, newOAuthClient(t, u, clk), oauth.NewMemoryStore())
+	t.Cleanup(func() { _ = ts.Close() })
+	first, err := ts.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u, clk, ts, first
 }
