@@ -3,9 +3,10 @@ package oauth
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
+
+	"github.com/linetoken/linetoken/internal/capfile"
 )
 
 // Environment variables read by [ConfigFromEnv] (and the linetoken CLI).
@@ -88,17 +89,9 @@ func keySource(file string) string {
 // readKeyFile reads a key file of at most maxKeyInput bytes (a 2048-bit
 // private key is under 4 KiB); its errors never quote the contents.
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyInput+1))
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	if len(data) > maxKeyInput {
+	data, tooLarge, err := capfile.Read(path, maxKeyInput)
+	if tooLarge {
 		return nil, fmt.Errorf("larger than %d bytes: not a private key", maxKeyInput)
 	}
-	return data, nil
+	return data, err
 }

@@ -4,10 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
+	"github.com/linetoken/linetoken/internal/capfile"
 	"github.com/linetoken/linetoken/oauth"
 )
 
@@ -209,17 +208,9 @@ const maxSettingsFile = 64 << 10
 // readSmallFile reads a key or secret file of at most maxSettingsFile
 // bytes. Its errors name the problem, never the contents.
 func readSmallFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSettingsFile+1))
-	if err != nil {
-		return nil, errors.Unwrap(err)
-	}
-	if len(data) > maxSettingsFile {
+	data, tooLarge, err := capfile.Read(path, maxSettingsFile)
+	if tooLarge {
 		return nil, fmt.Errorf("the file is larger than %d bytes: not a key or secret", maxSettingsFile)
 	}
-	return data, nil
+	return data, err
 }
