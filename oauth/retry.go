@@ -117,12 +117,18 @@ func (p RetryPolicy) refreshBackoff(failures int, err error, j jitterSource) tim
 		MinBackoff: min(max(orDefault(p.MinBackoff, defaultMinBackoff), refreshBackoffMin), refreshBackoffMax),
 		MaxBackoff: refreshBackoffMax,
 	}
-	wait := bg.backoffWith(max(failures, 1), j)
+	return max(bg.backoffWith(max(failures, 1), j), backgroundRetryAfter(err))
+}
+
+// backgroundRetryAfter is the wait a Retry-After that came with err asks
+// of a TokenSource's own retries, capped at backgroundRetryAfterMax; 0
+// without one.
+func backgroundRetryAfter(err error) time.Duration {
 	var ae *APIError
 	if errors.As(err, &ae) {
-		wait = max(wait, min(ae.RetryAfter, backgroundRetryAfterMax))
+		return min(ae.RetryAfter, backgroundRetryAfterMax)
 	}
-	return wait
+	return 0
 }
 
 // isIssueOperation: operations whose blind retry can burn a slot.

@@ -836,12 +836,9 @@ func (ts *TokenSource) revokeDue(ctx context.Context, everything bool) error {
 		default:
 			keep = append(keep, r)
 			errs = append(errs, err)
-			var ae *APIError
-			if errors.As(err, &ae) {
-				// LINE said when to come back (honoured within reason).
-				if ra := now.Add(min(ae.RetryAfter, backgroundRetryAfterMax)); ra.After(retryAt) {
-					retryAt = ra
-				}
+			// LINE may have said when to come back (honoured within reason).
+			if ra := now.Add(backgroundRetryAfter(err)); ra.After(retryAt) {
+				retryAt = ra
 			}
 			ts.logAttrs(slog.LevelWarn, "oauth: revoking a token failed; will retry",
 				slog.String("kind", ts.kind.String()), slog.String("key_id", r.Token.KeyID), slog.String("error", err.Error()))
