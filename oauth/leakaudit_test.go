@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/linetoken/linetoken/internal/testredis"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 	"github.com/linetoken/linetoken/oauth/redisstore"
@@ -825,13 +825,13 @@ func (a *leakAudit) redisStore(t *testing.T) {
 	auditRedisLoggerOnce.Do(func() { redis.SetLogger(auditRedisLogger{}) })
 	auditRedisSink.Store(&a.redisLog)
 	t.Cleanup(func() { auditRedisSink.Store(nil) })
-	r := startAuditRedis(t)
+	r := testredis.Start(t)
 	a.mu.Lock()
 	a.redisRan = true
 	a.mu.Unlock()
 
 	ctx := context.Background()
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = rdb.Close() })
 	store := redisstore.New(rdb, redisstore.WithLogger(a.log))
 	ch := a.newChannel(t)
@@ -877,7 +877,7 @@ func (a *leakAudit) redisStore(t *testing.T) {
 	// granted is released, and the release fails, Redis having died. (On
 	// a key of its own: ts may hold the lock of key at any time.)
 	hook := &auditLockHook{granted: make(chan struct{}), release: make(chan struct{})}
-	hooked := redis.NewClient(&redis.Options{Addr: r.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	hooked := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = hooked.Close() })
 	hooked.AddHook(hook)
 	hstore := redisstore.New(hooked, redisstore.WithLogger(a.log))
@@ -897,12 +897,12 @@ func (a *leakAudit) redisStore(t *testing.T) {
 		t.Fatalf("redis Lock returned (%v) without Redis granting the lock", err)
 	}
 	a.failed(t, "redis Lock, caller gone", err)
-	r.kill()
+	r.Kill()
 	close(hook.release)
 	a.waitLog(t, auditRedisReleaseFailed, 1)
 
 	// Redis dies.
-	r.kill() // (already dead)
+	r.Kill() // (already dead)
 	failedN := a.logCount("oauth: token refresh failed")
 	ts.Invalidate(tok2.AccessToken)
 	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -1251,97 +1251,4 @@ func auditClosedURL(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return "http://" + addr
-}
-
-// auditRedis is a real redis-server on a loopback port, started by the
-// test and killed in its Cleanup; it keeps nothing on disk. (A copy of
-// redisstore's test helper: test helpers are not importable.)
-type auditRedis struct {
-	addr string
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-// startAuditRedis starts a redis-server for t. Outside CI a missing binary
-// skips the test; under CI=true it fails it.
-func startAuditRedis(t *testing.T) *auditRedis {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		msg := "the redis part of the leak audit needs redis-server on PATH (apt-get install redis-server, brew install redis): " + err.Error()
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	r := &auditRedis{}
-	t.Cleanup(r.kill)
-	dir := t.TempDir()
-	var last error
-	for range 5 { // a free port can be taken before redis-server binds it
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			last = err
-			continue
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		r.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-			"--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--logfile", "")
-		out := new(syncBuffer)
-		cmd.Stdout, cmd.Stderr = out, out
-		if last = cmd.Start(); last != nil {
-			continue
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		r.mu.Lock()
-		r.cmd, r.done = cmd, done
-		r.mu.Unlock()
-		if last = auditPing(r.addr, done); last == nil {
-			return r
-		}
-		r.kill()
-		last = fmt.Errorf("%w: %s", last, out.String())
-	}
-	t.Fatalf("starting redis-server: %v", last)
-	return nil
-}
-
-// auditPing waits up to 10s for redis-server to answer PING.
-func auditPing(addr string, done <-chan struct{}) error {
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return errors.New("redis-server exited")
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("PING\r\n"))
-			line, _ := bufio.NewReader(c).ReadString('\n')
-			_ = c.Close()
-			if line == "+PONG\r\n" {
-				return nil
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return errors.New("redis-server did not answer PING")
-}
-
-// kill kills redis-server (SIGKILL, as a crash) and waits for it to exit.
-func (r *auditRedis) kill() {
-	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-done
 }

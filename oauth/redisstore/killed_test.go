@@ -32,7 +32,7 @@ func TestRedisKilledDuringRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: r.addr})
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts, err := oauth.NewTokenSource(c, oauth.TokenSourceOptions{
@@ -55,7 +55,7 @@ func TestRedisKilledDuringRefresh(t *testing.T) {
 	srv.DelayNext(1, 2*time.Second)
 	srv.Advance(51 * time.Minute) // into the early-refresh window
 	waitFor(t, "the background refresh to reach LINE", func() bool { return srv.PendingFaults() == 0 })
-	r.kill()
+	r.Kill()
 
 	var latest *oauth.Token
 	waitFor(t, "the refreshed token", func() bool {

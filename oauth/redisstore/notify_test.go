@@ -64,7 +64,7 @@ func TestWaitUnlock(t *testing.T) {
 	other := oauth.StoreKey("1234567890", oauth.KindShortLived)
 	var clients []*redis.Client
 	newClient := func(o redis.Options) *redis.Client {
-		o.Addr = r.addr
+		o.Addr = r.Addr()
 		c := redis.NewClient(&o)
 		clients = append(clients, c)
 		return c
@@ -250,12 +250,12 @@ func TestWaitUnlock(t *testing.T) {
 func TestNotifyWithoutChannelPermission(t *testing.T) {
 	r := startRedis(t)
 	ctx := context.Background()
-	admin := r.client(t)
+	admin := r.Client(t)
 	if err := admin.Do(ctx, "ACL", "SETUSER", "nochannels", "on", ">pw", "~*", "+@all", "resetchannels").Err(); err != nil {
 		t.Fatal(err)
 	}
 	client := func(t *testing.T) *redis.Client {
-		c := redis.NewClient(&redis.Options{Addr: r.addr, Username: "nochannels", Password: "pw"})
+		c := redis.NewClient(&redis.Options{Addr: r.Addr(), Username: "nochannels", Password: "pw"})
 		t.Cleanup(func() { _ = c.Close() })
 		return c
 	}
@@ -316,7 +316,7 @@ func TestNotifyWithoutChannelPermission(t *testing.T) {
 	if err := admin.Do(ctx, "ACL", "SETUSER", "wake", "on", ">pw", "~*", "+@all", "resetchannels", "&{linetoken:*}:wake").Err(); err != nil {
 		t.Fatal(err)
 	}
-	granted := redis.NewClient(&redis.Options{Addr: r.addr, Username: "wake", Password: "pw"})
+	granted := redis.NewClient(&redis.Options{Addr: r.Addr(), Username: "wake", Password: "pw"})
 	t.Cleanup(func() { _ = granted.Close() })
 	gs := redisstore.New(granted)
 	other := oauth.StoreKey("1234567890", oauth.KindStateless)
@@ -404,7 +404,7 @@ func TestFleetWokenBySave(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			store := watchedStore{Store: redisstore.New(r.client(t)), w: &w}
+			store := watchedStore{Store: redisstore.New(r.Client(t)), w: &w}
 			if fleet[i], err = oauth.NewTokenSource(c, oauth.TokenSourceOptions{Kind: oauth.KindShortLived, Store: store}); err != nil {
 				t.Fatal(err)
 			}

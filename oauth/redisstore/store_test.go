@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/linetoken/linetoken/internal/testredis"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/redisstore"
 )
@@ -171,7 +172,7 @@ func TestStoreContract(t *testing.T) {
 	t.Run("MemoryStore", func(t *testing.T) { testStoreContract(t, oauth.NewMemoryStore()) })
 	t.Run("redisstore", func(t *testing.T) {
 		r := startRedis(t)
-		testStoreContract(t, redisstore.New(r.client(t)))
+		testStoreContract(t, redisstore.New(r.Client(t)))
 	})
 }
 
@@ -179,7 +180,7 @@ func TestStoreContract(t *testing.T) {
 // fence as value and a TTL, the counter; nothing else.
 func TestKeyLayout(t *testing.T) {
 	r := startRedis(t)
-	rdb := r.client(t)
+	rdb := r.Client(t)
 	s := redisstore.New(rdb, redisstore.WithPrefix("app:"))
 	ctx := context.Background()
 	key := oauth.StoreKey("1234567890", oauth.KindV21)
@@ -247,7 +248,7 @@ func TestKeyLayout(t *testing.T) {
 // TokenSource replaces it with one issue.
 func TestCorruptEntry(t *testing.T) {
 	r := startRedis(t)
-	rdb := r.client(t)
+	rdb := r.Client(t)
 	var logs bytes.Buffer
 	s := redisstore.New(rdb, redisstore.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
 	ctx := context.Background()
@@ -310,7 +311,7 @@ func TestStorePrintsSafely(t *testing.T) {
 // TestUnreachable: every operation against a port nobody listens on says
 // Redis is unreachable, where, and why, without the token.
 func TestUnreachable(t *testing.T) {
-	port, err := freePort()
+	port, err := testredis.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,8 +348,8 @@ func TestUnreachable(t *testing.T) {
 // arrives, so the next holder need not wait for the TTL.
 func TestContextHonoured(t *testing.T) {
 	r := startRedis(t)
-	admin := r.client(t)
-	s := redisstore.New(r.client(t))
+	admin := r.Client(t)
+	s := redisstore.New(r.Client(t))
 	ctx := context.Background()
 	key := oauth.StoreKey("1234567890", oauth.KindV21)
 	f0, err := s.Lock(ctx, key, time.Minute) // also puts a connection in the pool
@@ -365,7 +366,7 @@ func TestContextHonoured(t *testing.T) {
 	paused := time.Now()
 	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 	defer cancel()
-	if _, err := s.Lock(short, key, time.Minute); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "redisstore: lock {"+key+"} at "+r.addr) {
+	if _, err := s.Lock(short, key, time.Minute); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "redisstore: lock {"+key+"} at "+r.Addr()) {
 		t.Errorf("Lock while paused = %v; want a deadline error naming the key and address", err)
 	}
 	if _, err := s.Load(short, key); !errors.Is(err, context.DeadlineExceeded) {
@@ -396,15 +397,15 @@ func TestContextHonoured(t *testing.T) {
 // Save over one from after.
 func TestFencesSurviveDataLoss(t *testing.T) {
 	r := startRedis(t)
-	s := redisstore.New(r.client(t))
+	s := redisstore.New(r.Client(t))
 	ctx := context.Background()
 	key := oauth.StoreKey("1234567890", oauth.KindV21)
 	f1, err := s.Lock(ctx, key, time.Minute)
 	if err != nil || f1 == 0 {
 		t.Fatal(f1, err)
 	}
-	r.kill()
-	r.restart()
+	r.Kill()
+	r.Restart()
 	f2, err := s.Lock(ctx, key, time.Minute)
 	if err != nil || f2 <= f1 {
 		t.Fatalf("Lock after a restart = %d, %v; want a fence > %d", f2, err, f1)

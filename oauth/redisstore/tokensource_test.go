@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/testredis"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 	"github.com/linetoken/linetoken/oauth/redisstore"
@@ -27,7 +28,7 @@ type lockedBuffer = testkit.SyncBuffer
 
 // newFleet returns n TokenSources for channel ch of srv, each with its own
 // client and its own Store on r, closed in t's Cleanup.
-func newFleet(t *testing.T, r *redisServer, srv *oauthtest.Server, ch oauthtest.Channel, n int, opts oauth.TokenSourceOptions) []*oauth.TokenSource {
+func newFleet(t *testing.T, r *testredis.Server, srv *oauthtest.Server, ch oauthtest.Channel, n int, opts oauth.TokenSourceOptions) []*oauth.TokenSource {
 	t.Helper()
 	var out []*oauth.TokenSource
 	for range n {
@@ -36,7 +37,7 @@ func newFleet(t *testing.T, r *redisServer, srv *oauthtest.Server, ch oauthtest.
 			t.Fatal(err)
 		}
 		o := opts
-		o.Store = redisstore.New(r.client(t))
+		o.Store = redisstore.New(r.Client(t))
 		ts, err := oauth.NewTokenSource(c, o)
 		if err != nil {
 			t.Fatal(err)
@@ -156,7 +157,7 @@ func TestRedisUnreachable(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ts, err := oauth.NewTokenSource(c, oauth.TokenSourceOptions{
 		Kind: oauth.KindShortLived, Logger: logger,
-		Store: redisstore.New(r.client(t), redisstore.WithLogger(logger)),
+		Store: redisstore.New(r.Client(t), redisstore.WithLogger(logger)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +170,7 @@ func TestRedisUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.kill()
+	r.Kill()
 	for range 100 {
 		got, err := ts.Token(ctx)
 		if err != nil || got.AccessToken != tok.AccessToken {
@@ -190,17 +191,17 @@ func TestRedisUnreachable(t *testing.T) {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Errorf("error %q does not unwrap to the *net.OpError of the refused connection", msg)
-	} else if oe.Addr == nil || oe.Addr.String() != r.addr {
-		t.Errorf("the refused connection was to %v, want Redis at %s", oe.Addr, r.addr)
+	} else if oe.Addr == nil || oe.Addr.String() != r.Addr() {
+		t.Errorf("the refused connection was to %v, want Redis at %s", oe.Addr, r.Addr())
 	}
-	if want := "redisstore: redis unreachable at " + r.addr; !strings.Contains(msg, want) {
+	if want := "redisstore: redis unreachable at " + r.Addr(); !strings.Contains(msg, want) {
 		t.Errorf("error %q does not say %q", msg, want) // where, for the operator
 	}
 	if strings.Contains(msg, tok.AccessToken) || strings.Contains(msg, ch.Secret) {
 		t.Errorf("error carries a secret: %s", msg)
 	}
 
-	r.restart()
+	r.Restart()
 	var next *oauth.Token
 	waitFor(t, "Token to recover once Redis is back", func() bool {
 		next, err = ts.Token(ctx)
