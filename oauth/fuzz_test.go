@@ -17,7 +17,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -27,7 +26,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -67,19 +65,8 @@ const (
 // fuzzArrival is when every fuzzed answer arrives (Config.Clock).
 var fuzzArrival = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// fuzzRSAKey is the fixed test key, built once from its primes.
-var fuzzRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
-	return testkit.RSAKeyFromPrimes(fuzzKeyP, fuzzKeyQ)
-})
-
-func fuzzKey(tb testing.TB) *rsa.PrivateKey {
-	tb.Helper()
-	k, err := fuzzRSAKey()
-	if err != nil {
-		tb.Fatalf("test key: %v", err)
-	}
-	return k
-}
+// fuzzKey is the fixed test key, built once from its primes.
+var fuzzKey = testkit.FixedRSAKey(fuzzKeyP, fuzzKeyQ)
 
 // fuzzTransport answers every request in memory with one status, header
 // and body.

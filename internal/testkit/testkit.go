@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math/big"
 	"sync"
+	"testing"
 )
 
 // RSAKeyFromPrimes builds the RSA key (e = 65537) whose primes are the hex
@@ -32,6 +33,20 @@ func RSAKeyFromPrimes(p, q string) (*rsa.PrivateKey, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// FixedRSAKey returns a function that gives the RSA key whose primes are
+// p and q, built once; it fails tb if they do not make a valid key.
+func FixedRSAKey(p, q string) func(tb testing.TB) *rsa.PrivateKey {
+	key := sync.OnceValues(func() (*rsa.PrivateKey, error) { return RSAKeyFromPrimes(p, q) })
+	return func(tb testing.TB) *rsa.PrivateKey {
+		tb.Helper()
+		k, err := key()
+		if err != nil {
+			tb.Fatalf("test key: %v", err)
+		}
+		return k
+	}
 }
 
 // SyncBuffer is a bytes.Buffer safe for one writer (a logger, a command)

@@ -25,7 +25,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,18 +61,8 @@ var fuzzNow = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 // knows (fuzzV21Token) is the same in every process.
 var fuzzTokenKey = []byte("oauthtest fuzz token key, 32 b..")
 
-var fuzzRSAKey = sync.OnceValues(func() (*rsa.PrivateKey, error) {
-	return testkit.RSAKeyFromPrimes(fuzzKeyP, fuzzKeyQ)
-})
-
-func fuzzKey(tb testing.TB) *rsa.PrivateKey {
-	tb.Helper()
-	k, err := fuzzRSAKey()
-	if err != nil {
-		tb.Fatalf("test key: %v", err)
-	}
-	return k
-}
+// fuzzKey is the fixed test key, built once from its primes.
+var fuzzKey = testkit.FixedRSAKey(fuzzKeyP, fuzzKeyQ)
 
 // fuzzFake is a fake with one channel and its key registered under
 // fuzzKid, closed when tb ends.
