@@ -24,9 +24,7 @@ import (
 // TestWireFormat, reading what the client sent from the fake's request log.
 
 func TestV21IssueVerifyRevoke(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 
 	tok, err := c.IssueToken(ctx, time.Hour)
@@ -78,9 +76,7 @@ func TestV21IssueVerifyRevoke(t *testing.T) {
 }
 
 func TestV21VerifyReportsRemainingLifetime(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueToken(ctx, 0) // 0: 30 days
 	if err != nil {
@@ -100,9 +96,7 @@ func TestV21VerifyReportsRemainingLifetime(t *testing.T) {
 }
 
 func TestV21TokenExpires(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueToken(ctx, time.Hour)
 	if err != nil {
@@ -127,9 +121,7 @@ func TestV21TokenExpires(t *testing.T) {
 }
 
 func TestV21LimitOf30(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	var toks []*oauth.Token
 	for i := range 30 {
@@ -183,9 +175,7 @@ func TestV21LimitOf30(t *testing.T) {
 }
 
 func TestV21ExpiredTokensFreeAllSlots(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	ctx := context.Background()
 	for range 30 {
 		if _, err := c.IssueToken(ctx, time.Minute); err != nil {
@@ -204,9 +194,7 @@ func TestV21ExpiredTokensFreeAllSlots(t *testing.T) {
 }
 
 func TestV21ConcurrentIssueHonoursLimit(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	const callers = 100
 	var (
 		wg              sync.WaitGroup
@@ -277,9 +265,7 @@ func TestV21RevokeNeedsChannelCredentials(t *testing.T) {
 }
 
 func TestV21RevokeMalformedAndUnknown(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	_, ch, c := newChannel(t)
 	ctx := context.Background()
 	for _, tc := range []struct{ token, desc string }{
 		{"opaque+token/=", "The access token not JWS"},
@@ -302,9 +288,7 @@ func TestV21RevokeMalformedAndUnknown(t *testing.T) {
 func TestV21RevokeExpiredToken(t *testing.T) {
 	// An expired token is left alone: 200, nothing revoked, and verify
 	// still reports it expired (a revoked token would be "invalid").
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueToken(ctx, time.Hour)
 	if err != nil {
@@ -336,9 +320,7 @@ func TestV21RevokeExpiredToken(t *testing.T) {
 }
 
 func TestV21VerifyNotJWSOrUnknown(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	short, err := c.IssueShortLivedToken(ctx)
 	if err != nil {
@@ -456,9 +438,7 @@ func TestAssertionSignedInThePast(t *testing.T) {
 }
 
 func TestShortLivedIssueVerifyRevoke(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueShortLivedToken(ctx)
 	if err != nil {
@@ -491,9 +471,7 @@ func TestShortLivedIssueVerifyRevoke(t *testing.T) {
 }
 
 func TestShortLivedExpiresAfter30Days(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueShortLivedToken(ctx)
 	if err != nil {
@@ -513,9 +491,7 @@ func TestShortLivedExpiresAfter30Days(t *testing.T) {
 }
 
 func TestShortLived31stRevokesOldest(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	var toks []*oauth.Token
 	for i := range 31 {
@@ -669,9 +645,7 @@ func TestStatelessBadCredentials(t *testing.T) {
 }
 
 func TestStatelessNotRevocable(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueStatelessToken(ctx)
 	if err != nil {
@@ -698,9 +672,7 @@ func TestStatelessNotRevocable(t *testing.T) {
 }
 
 func TestLongLivedToken(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	tok := srv.LongLivedToken(ch.ID)
 	if tok == "" || tok != srv.LongLivedToken(ch.ID) {
@@ -736,9 +708,7 @@ func TestLongLivedToken(t *testing.T) {
 }
 
 func TestV2VerifyAndRevokeErrors(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	_, _, c := newChannel(t)
 	ctx := context.Background()
 	v21, err := c.IssueToken(ctx, time.Hour)
 	if err != nil {
@@ -786,9 +756,7 @@ func TestErrorsCarryRequestID(t *testing.T) {
 }
 
 func TestClientRequestsAreLogged(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	tok, err := c.IssueShortLivedToken(ctx)
 	if err != nil {

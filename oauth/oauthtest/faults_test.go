@@ -12,9 +12,7 @@ import (
 )
 
 func TestFaultStatusAndBody(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	ctx := context.Background()
 	srv.FailNext(2, http.StatusInternalServerError, `{"message":"Internal Server Error"}`)
 	if n := srv.PendingFaults(); n != 2 {
@@ -69,9 +67,7 @@ func TestFaultPathHeaderAndClear(t *testing.T) {
 }
 
 func TestFaultHTMLPage(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, _, c := newChannel(t)
 	srv.HTMLNext(1, http.StatusBadGateway)
 	w := do(t, srv, "GET", "/anything", "", "", nil)
 	if w.status != 502 || !strings.HasPrefix(w.header.Get("Content-Type"), "text/html") || !strings.Contains(w.body, "<html>") {
@@ -153,9 +149,7 @@ func TestFaultDelayEndsAtClose(t *testing.T) {
 }
 
 func TestFaultDroppedConnection(t *testing.T) {
-	srv := newServer(t)
-	ch := srv.NewChannel(t)
-	c := srv.Client(t, ch.ID)
+	srv, ch, c := newChannel(t)
 	ctx := context.Background()
 	srv.DropNext(1)
 	_, err := c.IssueShortLivedToken(ctx)

@@ -27,6 +27,15 @@ func newServer(t *testing.T, opts ...Option) *Server {
 	return srv
 }
 
+// newChannel starts a fake that the test closes, with one channel and a
+// client for it.
+func newChannel(t *testing.T) (*Server, Channel, *oauth.Client) {
+	t.Helper()
+	srv := newServer(t)
+	ch := srv.NewChannel(t)
+	return srv, ch, srv.Client(t, ch.ID)
+}
+
 // clientFor returns a client for ch, edited by edit (may be nil).
 func clientFor(t *testing.T, srv *Server, ch Channel, edit func(*oauth.Config)) *oauth.Client {
 	t.Helper()
