@@ -184,10 +184,5 @@ func TestFileStoreFleetWokenBySave(t *testing.T) {
 			_ = ts.Close()
 		}
 	}
-	slices.Sort(delays)
-	median := delays[len(delays)/2]
-	t.Logf("sources had the token this long after the Save returned: median %v, max %v", median, delays[len(delays)-1])
-	if median > fleetWakeMedian {
-		t.Errorf("median %v from the Save to a source's token; want under %v (followers woken, not polling)", median, fleetWakeMedian)
-	}
+	storetest.CheckMedianDelay(t, delays, fleetWakeMedian)
 }

@@ -18,12 +18,8 @@ import (
 )
 
 const (
-	// notifyLongWait is the maxWait of waits that must end early: so far
-	// above a wake-up that "well under it" cannot be scheduling noise.
-	notifyLongWait = 10 * time.Second
-	// notifyPrompt bounds a wake-up: a fifth of notifyLongWait, and still
-	// hundreds of times what one needs.
-	notifyPrompt = 2 * time.Second
+	notifyLongWait = storetest.LongWait
+	notifyPrompt   = storetest.Prompt
 	// notifyShortWait is the maxWait (or lock TTL) of waits that must run
 	// to their end.
 	notifyShortWait = 60 * time.Millisecond
@@ -39,13 +35,8 @@ type waitResult = storetest.WaitResult
 var (
 	waitUnlockAsync = storetest.WaitUnlockAsync
 	stillWaiting    = storetest.StillWaiting
+	wokenBy         = storetest.WokenBy
 )
-
-// wokenBy fails t unless the wait returned nil within notifyPrompt of since.
-func wokenBy(t *testing.T, done <-chan waitResult, since time.Time, what string) {
-	t.Helper()
-	storetest.WokenBy(t, done, since, notifyPrompt, notifyLongWait, what)
-}
 
 // TestMemoryStoreWaitUnlock: WaitUnlock returns as soon as the lock is
 // let go (Unlock, Save, TTL), at once when it is not held, after maxWait
@@ -341,12 +332,7 @@ func TestFleetFollowersWokenBySave(t *testing.T) {
 			_ = ts.Close()
 		}
 	}
-	slices.Sort(delays)
-	median := delays[len(delays)/2]
-	t.Logf("sources had the token this long after the Save: median %v, max %v", median, delays[len(delays)-1])
-	if median > fleetWakeMedian {
-		t.Errorf("median %v from the Save to a source's token; want under %v (followers woken, not polling)", median, fleetWakeMedian)
-	}
+	storetest.CheckMedianDelay(t, delays, fleetWakeMedian)
 }
 
 // hastyStore is a MemoryStore whose WaitUnlock returns at once: nil (a

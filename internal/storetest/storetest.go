@@ -6,11 +6,21 @@ package storetest
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/linetoken/linetoken/oauth"
+)
+
+const (
+	// LongWait is the maxWait of waits that must end early: so far above a
+	// wake-up that "well under it" cannot be scheduling noise.
+	LongWait = 10 * time.Second
+	// Prompt bounds a wake-up: a fifth of LongWait, and still hundreds of
+	// times what one needs (for Redis, a subscription and two round trips).
+	Prompt = 2 * time.Second
 )
 
 // WaitResult is what one WaitUnlock in the background returned, and when.
@@ -39,20 +49,34 @@ func StillWaiting(t testing.TB, done <-chan WaitResult, what string) {
 	}
 }
 
-// WokenBy waits for done and fails t unless it returned nil within prompt
-// of since; maxWait is the wait's own bound, which it must not have needed.
-func WokenBy(t testing.TB, done <-chan WaitResult, since time.Time, prompt, maxWait time.Duration, what string) {
+// WokenBy waits for done and fails t unless it returned nil within Prompt
+// of since, well under its maxWait (LongWait).
+func WokenBy(t testing.TB, done <-chan WaitResult, since time.Time, what string) {
 	t.Helper()
 	select {
 	case r := <-done:
 		if r.Err != nil {
 			t.Fatalf("WaitUnlock after %s = %v; want nil", what, r.Err)
 		}
-		if d := r.At.Sub(since); d > prompt {
-			t.Fatalf("WaitUnlock returned %v after %s; want well under its maxWait %v", d, what, maxWait)
+		if d := r.At.Sub(since); d > Prompt {
+			t.Fatalf("WaitUnlock returned %v after %s; want well under its maxWait %v", d, what, LongWait)
 		}
-	case <-time.After(maxWait + prompt):
+	case <-time.After(LongWait + Prompt):
 		t.Fatalf("WaitUnlock never returned after %s", what)
+	}
+}
+
+// CheckMedianDelay fails t unless the median of delays (from the holder's
+// Save to each fleet member's token) is at most limit: followers woken by
+// the store, not polling it. The median keeps one descheduled goroutine
+// from failing the test.
+func CheckMedianDelay(t testing.TB, delays []time.Duration, limit time.Duration) {
+	t.Helper()
+	slices.Sort(delays)
+	median := delays[len(delays)/2]
+	t.Logf("fleet members had the token this long after the Save: median %v, max %v", median, delays[len(delays)-1])
+	if median > limit {
+		t.Errorf("median %v from the Save to a fleet member's token; want under %v (followers woken, not polling)", median, limit)
 	}
 }
 

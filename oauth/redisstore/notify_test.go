@@ -21,12 +21,8 @@ import (
 )
 
 const (
-	// notifyLongWait is the maxWait of waits that must end early: so far
-	// above a wake-up that "well under it" cannot be scheduling noise.
-	notifyLongWait = 10 * time.Second
-	// notifyPrompt bounds a wake-up: a fifth of notifyLongWait, and still
-	// hundreds of times what one needs (a subscription and two round trips).
-	notifyPrompt = 2 * time.Second
+	notifyLongWait = storetest.LongWait
+	notifyPrompt   = storetest.Prompt
 	// notifyShortWait is the maxWait (or lock TTL) of waits that must run
 	// to their end.
 	notifyShortWait = 100 * time.Millisecond
@@ -42,13 +38,8 @@ type waitResult = storetest.WaitResult
 var (
 	waitUnlockAsync = storetest.WaitUnlockAsync
 	stillWaiting    = storetest.StillWaiting
+	wokenBy         = storetest.WokenBy
 )
-
-// wokenBy fails t unless the wait returned nil within notifyPrompt of since.
-func wokenBy(t *testing.T, done <-chan waitResult, since time.Time, what string) {
-	t.Helper()
-	storetest.WokenBy(t, done, since, notifyPrompt, notifyLongWait, what)
-}
 
 // TestWaitUnlock: against a real Redis, with the holder and the waiter on
 // clients of their own (as two processes), WaitUnlock returns as soon as
@@ -437,10 +428,5 @@ func TestFleetWokenBySave(t *testing.T) {
 			delays = append(delays, at.Sub(saved))
 		}
 	}
-	slices.Sort(delays)
-	median := delays[len(delays)/2]
-	t.Logf("processes had the token this long after the Save: median %v, max %v", median, delays[len(delays)-1])
-	if median > fleetWakeMedian {
-		t.Errorf("median %v from the Save to a process's token; want under %v (followers woken, not polling)", median, fleetWakeMedian)
-	}
+	storetest.CheckMedianDelay(t, delays, fleetWakeMedian)
 }
