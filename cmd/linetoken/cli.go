@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/linetoken/linetoken/oauth"
+	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
 
 // Exit codes, documented in the usage text and README.md.
@@ -29,6 +30,18 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// generateKey makes keygen's key and createChannel the demo's and
+	// fake-server's channel: oauth.GenerateAssertionKey and oauthtest's
+	// Server.CreateChannel, which FuzzArgs replaces with a ready key (an
+	// RSA-2048 key takes tens of milliseconds, too long for every input).
+	generateKey   func() (privateJWK, publicJWK []byte, err error)
+	createChannel func(*oauthtest.Server) (oauthtest.Channel, error)
+}
+
+// newEnv is the environment of a run: the process's, or a test's.
+func newEnv(ctx context.Context, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) *env {
+	return &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr,
+		generateKey: oauth.GenerateAssertionKey, createChannel: (*oauthtest.Server).CreateChannel}
 }
 
 // command is a subcommand.
@@ -92,7 +105,13 @@ func printUsage(w io.Writer) {
 // runEnv is run with the environment read through getenv, so tests need
 // not touch the process environment.
 func runEnv(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{ctx: ctx, getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	return newEnv(ctx, getenv, stdin, stdout, stderr).run(args)
+}
+
+// run runs the command args name with the rest of args, and returns the
+// exit code.
+func (e *env) run(args []string) int {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		printUsage(stderr)
 		return exitUsage

@@ -41,11 +41,6 @@ const (
 
 // ---- keygen ----
 
-// generateAssertionKey makes keygen's key. It is a variable so that
-// FuzzArgs can hand keygen a ready key: RSA-2048 generation takes tens of
-// milliseconds, too long for every fuzzed input.
-var generateAssertionKey = oauth.GenerateAssertionKey
-
 const keygenUsage = `Usage: linetoken keygen [--out FILE] [--force] [--json]
 
 Makes an RSA-2048 assertion signing key. The private key goes to FILE as a
@@ -71,7 +66,7 @@ func runKeygen(e *env, args []string) error {
 	if *out == "" {
 		return usagef("--out is empty")
 	}
-	priv, pub, err := generateAssertionKey()
+	priv, pub, err := e.generateKey()
 	if err != nil {
 		return fmt.Errorf("generating the key: %w", err)
 	}

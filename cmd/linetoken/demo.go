@@ -88,17 +88,17 @@ func runDemo(e *env, args []string) error {
 	srv := oauthtest.NewServer()
 	defer srv.Close()
 	d.call("srv := oauthtest.NewServer()", "listening on %s", srv.URL())
-	ch, err := newFakeChannel(srv)
+	ch, err := e.createChannel(srv)
 	if err != nil {
 		return err
 	}
-	d.call("ch, err := srv.CreateChannel()", "channel %s, kid %s", ch.id, ch.kid)
+	d.call("ch, err := srv.CreateChannel()", "channel %s, kid %s", ch.ID, ch.KeyID)
 	d.say("CreateChannel does what you do in the LINE Developers Console: it adds a channel")
 	d.say("with a random secret (never printed), makes an RSA-2048 key pair with")
 	d.say("oauth.GenerateAssertionKey, registers the public JWK and keeps the kid it is given.")
 	client, err := oauth.NewClient(oauth.Config{
 		BaseURL: srv.URL(), Clock: srv.Now,
-		ChannelID: ch.id, ChannelSecret: ch.secret, Key: ch.key,
+		ChannelID: ch.ID, ChannelSecret: ch.Secret, Key: ch.Key,
 	})
 	if err != nil {
 		return err
@@ -138,7 +138,7 @@ func runDemo(e *env, args []string) error {
 		return err
 	}
 	d.call("client.IssueStatelessToken(ctx)", "%s  expires in %v (by JWT assertion: Config.Key is set)", abbrev(st.AccessToken), st.ExpiresIn)
-	secretOnly, err := oauth.NewClient(oauth.Config{BaseURL: srv.URL(), Clock: srv.Now, ChannelID: ch.id, ChannelSecret: ch.secret})
+	secretOnly, err := oauth.NewClient(oauth.Config{BaseURL: srv.URL(), Clock: srv.Now, ChannelID: ch.ID, ChannelSecret: ch.Secret})
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func runDemo(e *env, args []string) error {
 	d.say("stateless tokens are unlimited and cannot be revoked")
 
 	d.section("Verify the channel's long-lived token (issued in the console)")
-	long := srv.LongLivedToken(ch.id)
+	long := srv.LongLivedToken(ch.ID)
 	linfo, err := client.VerifyShortLivedToken(ctx, long)
 	if err != nil {
 		return err
@@ -180,7 +180,7 @@ func runDemo(e *env, args []string) error {
 		}
 		held = append(held, t)
 	}
-	d.call(fmt.Sprintf("%d x client.IssueToken", len(held)), "%d of %d slots in use", srv.ActiveTokens(ch.id), demoV21Limit)
+	d.call(fmt.Sprintf("%d x client.IssueToken", len(held)), "%d of %d slots in use", srv.ActiveTokens(ch.ID), demoV21Limit)
 	_, err = client.IssueToken(ctx, demoLifetime)
 	if err == nil {
 		return errors.New("demo: the fake issued a 31st v2.1 token")
@@ -197,7 +197,7 @@ func runDemo(e *env, args []string) error {
 			return err
 		}
 	}
-	d.call(fmt.Sprintf("%d x client.RevokeToken", len(held)), "%d slots in use (revoking takes each access token, not its key ID)", srv.ActiveTokens(ch.id))
+	d.call(fmt.Sprintf("%d x client.RevokeToken", len(held)), "%d slots in use (revoking takes each access token, not its key ID)", srv.ActiveTokens(ch.ID))
 
 	d.section("A TokenSource serves one cached token")
 	before := srv.IssueCount(oauthtest.KindV21)
@@ -224,7 +224,7 @@ func runDemo(e *env, args []string) error {
 	if err := ts.Close(); err != nil {
 		return err
 	}
-	d.call("ts.Close() revokes what it issued", "%d slots in use", srv.ActiveTokens(ch.id))
+	d.call("ts.Close() revokes what it issued", "%d slots in use", srv.ActiveTokens(ch.ID))
 
 	d.section("Time passes (the fake's clock)")
 	hour, err := client.IssueToken(ctx, time.Hour)
@@ -235,7 +235,7 @@ func runDemo(e *env, args []string) error {
 	srv.Advance(time.Hour + time.Minute)
 	_, err = client.VerifyToken(ctx, hour.AccessToken)
 	d.call("srv.Advance(61m); client.VerifyToken", "errors.Is(err, oauth.ErrInvalidToken) = %t: %s", errors.Is(err, oauth.ErrInvalidToken), lineText(err))
-	d.call("expired tokens free their slot", "%d slots in use", srv.ActiveTokens(ch.id))
+	d.call("expired tokens free their slot", "%d slots in use", srv.ActiveTokens(ch.ID))
 
 	st3 := srv.Stats()
 	fmt.Fprintf(d.w, "\nDone in %v: %d requests to the fake, %d tokens issued. Next: linetoken help,\n", time.Since(start).Round(time.Millisecond), st3.Requests, total(st3.Issued))

@@ -78,7 +78,7 @@ func runFakeServer(e *env, args []string) error {
 		return fmt.Errorf("listening on %s: %s", addrLabel(*addr), listenProblem(err))
 	}
 	defer ln.Close()
-	ch, err := newFakeChannel(srv)
+	ch, err := e.createChannel(srv)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func runFakeServer(e *env, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	keyFile := filepath.Join(dir, "private.jwk")
-	if err := writePrivateFile(keyFile, ch.privateJWK, false); err != nil {
+	if err := writePrivateFile(keyFile, ch.PrivateJWK, false); err != nil {
 		return fmt.Errorf("writing the throwaway key file: %w", err)
 	}
 
@@ -102,11 +102,11 @@ func runFakeServer(e *env, args []string) error {
 
 	info := fakeServerInfo{
 		BaseURL:        "http://" + printableAddr(ln.Addr()),
-		ChannelID:      ch.id,
-		ChannelSecret:  ch.secret,
+		ChannelID:      ch.ID,
+		ChannelSecret:  ch.Secret,
 		PrivateKeyFile: keyFile,
-		KeyID:          ch.kid,
-		LongLivedToken: srv.LongLivedToken(ch.id),
+		KeyID:          ch.KeyID,
+		LongLivedToken: srv.LongLivedToken(ch.ID),
 	}
 	if *asJSON {
 		if err := writeJSON(e.stdout, info); err != nil {

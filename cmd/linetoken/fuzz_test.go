@@ -198,13 +198,11 @@ func newFuzzWorld(f *testing.F) *fuzzWorld {
 	return w
 }
 
-// useFuzzKey makes keygen and fake-server use w.key instead of generating
-// keys, until the fuzz target ends.
-func (w *fuzzWorld) useFuzzKey(f *testing.F) {
-	oldGenerate, oldCreate := generateAssertionKey, createChannel
-	f.Cleanup(func() { generateAssertionKey, createChannel = oldGenerate, oldCreate })
-	generateAssertionKey = func() ([]byte, []byte, error) { return w.key.private, w.key.public, nil }
-	createChannel = func(srv *oauthtest.Server) (oauthtest.Channel, error) {
+// useFuzzKey makes e's keygen and fake-server use w.key instead of
+// generating keys.
+func (w *fuzzWorld) useFuzzKey(e *env) {
+	e.generateKey = func() ([]byte, []byte, error) { return w.key.private, w.key.public, nil }
+	e.createChannel = func(srv *oauthtest.Server) (oauthtest.Channel, error) {
 		srv.AddChannel(fuzzFakeChannelID, fuzzFakeSecret)
 		kid, err := srv.RegisterKey(fuzzFakeChannelID, w.key.public)
 		if err != nil {
@@ -477,7 +475,6 @@ func FuzzArgs(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.cmd, s.args, s.env)
 	}
-	w.useFuzzKey(f)
 	f.Fuzz(func(t *testing.T, cmd uint8, fuzzed string, envIndex uint8) {
 		var args []string
 		if fuzzed != "" {
@@ -506,7 +503,9 @@ func FuzzArgs(f *testing.F) {
 			out = &cancelOnWrite{w: &stdout, cancel: cancel}
 		}
 		start := time.Now()
-		code := runEnv(ctx, args, func(k string) string { return env[k] }, strings.NewReader(w.stdin), out, &stderr)
+		e := newEnv(ctx, func(k string) string { return env[k] }, strings.NewReader(w.stdin), out, &stderr)
+		w.useFuzzKey(e)
+		code := e.run(args)
 		took := time.Since(start)
 
 		name := "(none)"
