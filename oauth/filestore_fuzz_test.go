@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/linetoken/linetoken/internal/testkit"
 )
 
 // FuzzFileStoreFile hands FileStore any bytes as its token file, then
@@ -64,16 +66,8 @@ func FuzzFileStoreFile(f *testing.F) {
 		f.Add([]byte(s))
 	}
 
-	// Each save fsyncs the file and its directory: on a disk that takes
-	// seconds under load, so fuzz in memory (tmpfs) where there is one.
-	dir := f.TempDir()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "linetoken-fuzz-"); err == nil {
-			dir = d
-			f.Cleanup(func() { os.RemoveAll(d) })
-		}
-	}
-	path := filepath.Join(dir, "tokens.json")
+	// Each save fsyncs the file and its directory: in memory where it can.
+	path := filepath.Join(testkit.MemDir(f), "tokens.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) > fuzzMaxInput {
 			return

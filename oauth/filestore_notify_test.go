@@ -5,7 +5,6 @@ package oauth_test
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
@@ -15,22 +14,12 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/linetoken/linetoken/internal/storetest"
+	"github.com/linetoken/linetoken/internal/testkit"
 	"github.com/linetoken/linetoken/oauth"
 )
 
-// memDir is a directory in memory (tmpfs) when the machine has one, else
-// t.TempDir(): FileStore fsyncs every write, and on a slow disk an fsync
-// takes long enough to blur what the fleet test measures.
-func memDir(t *testing.T) string {
-	t.Helper()
-	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
-		if d, err := os.MkdirTemp("/dev/shm", "linetoken-test-"); err == nil {
-			t.Cleanup(func() { os.RemoveAll(d) })
-			return d
-		}
-	}
-	return t.TempDir()
-}
+// memDir is a directory in memory where the machine has one (testkit.MemDir).
+var memDir = testkit.MemDir
 
 // TestFileStoreWaitUnlock: two FileStores on one path stand for two
 // processes. WaitUnlock returns at once when the lock is free (also when

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"math/big"
+	"os"
 	"sync"
 	"testing"
 )
@@ -47,6 +48,21 @@ func FixedRSAKey(p, q string) func(tb testing.TB) *rsa.PrivateKey {
 		}
 		return k
 	}
+}
+
+// MemDir is a directory in memory (tmpfs, /dev/shm) when the machine has
+// one, removed when tb ends, else tb.TempDir(). FileStore fsyncs every
+// write; on a slow disk an fsync can take seconds, which stalls fuzz
+// workers and blurs timings.
+func MemDir(tb testing.TB) string {
+	tb.Helper()
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "linetoken-test-"); err == nil {
+			tb.Cleanup(func() { os.RemoveAll(d) })
+			return d
+		}
+	}
+	return tb.TempDir()
 }
 
 // SyncBuffer is a bytes.Buffer safe for one writer (a logger, a command)
