@@ -73,9 +73,6 @@ func Start(t testing.TB) *Server {
 // Addr is the server's host:port.
 func (r *Server) Addr() string { return r.addr }
 
-// Port is the server's port.
-func (r *Server) Port() int { return r.port }
-
 func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
