@@ -129,6 +129,32 @@ type TokenSourceOptions struct {
 	// the Client's Config.Logger (itself nil: silent). Nothing logged
 	// carries a secret.
 	Logger *slog.Logger
+	// OnRefresh, when set, is told the outcome of every refresh the source
+	// runs (a caller's wait, the early background refresh or one after
+	// Invalidate), for metrics and for work that follows a rotation such as
+	// writing the new token to a file. It is called once per refresh, after
+	// the new token is installed or the failure recorded, on the refreshing
+	// goroutine and never under the source's lock; it should return quickly
+	// and may call Token. nil: nothing is told.
+	OnRefresh func(RefreshEvent)
+}
+
+// RefreshEvent is the outcome of one refresh, given to
+// [TokenSourceOptions.OnRefresh].
+type RefreshEvent struct {
+	// Kind is the source's token kind.
+	Kind TokenKind
+	// Token is the token now served; nil when the refresh failed.
+	Token *Token
+	// Issued is set when this source issued Token; otherwise it took Token
+	// from the Store, where another source sharing it had saved it.
+	Issued bool
+	// Err is why the refresh failed (matched with errors.Is against the
+	// sentinels, as Token's errors are); nil on success. It carries no
+	// secret.
+	Err error
+	// Took is how long the refresh ran, by the Client's clock.
+	Took time.Duration
 }
 
 // TokenSource caches a channel access token and replaces it before it
@@ -175,6 +201,7 @@ type TokenSource struct {
 	watchInterval time.Duration
 	lockTTL       time.Duration // the store lock's TTL: lockTTL but in tests
 	jitter        jitterSource  // draws backoff jitter; nil: rand.N
+	onRefresh     func(RefreshEvent)
 
 	cur       atomic.Pointer[cached]
 	sf        singleflight.Group
@@ -255,7 +282,7 @@ func NewTokenSource(c *Client, opts TokenSourceOptions) (*TokenSource, error) {
 		return nil, fmt.Errorf("oauth: NewTokenSource: RefreshBefore %v must be between 0 and the token lifetime %v less %v", rb, lifetime, expiryMargin)
 	}
 	ts := &TokenSource{
-		c: c, kind: opts.Kind, lifetime: lifetime, refreshBefore: rb,
+		c: c, kind: opts.Kind, onRefresh: opts.OnRefresh, lifetime: lifetime, refreshBefore: rb,
 		grace: orDefault(opts.RevokeGrace, defaultRevokeGrace),
 		store: opts.Store, key: StoreKey(cfg.ChannelID, opts.Kind),
 		log: cmp.Or(opts.Logger, cfg.Logger), watchInterval: defaultWatchInterval,
@@ -528,6 +555,7 @@ func (ts *TokenSource) refresh() (*Token, error) {
 			attrs = append(attrs, slog.Time("serving_until", c.expireAt))
 		}
 		ts.logAttrs(slog.LevelError, "oauth: token refresh failed", attrs...)
+		ts.tell(RefreshEvent{Kind: ts.kind, Err: lastErr, Took: now.Sub(start)})
 		return nil, lastErr
 	}
 	ts.mu.Lock()
@@ -536,7 +564,15 @@ func (ts *TokenSource) refresh() (*Token, error) {
 	ts.logAttrs(slog.LevelInfo, "oauth: token refreshed", slog.String("kind", ts.kind.String()),
 		slog.Bool("issued", issued), slog.String("key_id", tok.KeyID), slog.Time("expiry", tok.Expiry),
 		slog.Duration("took", now.Sub(start)))
+	ts.tell(RefreshEvent{Kind: ts.kind, Token: tok, Issued: issued, Took: now.Sub(start)})
 	return tok, nil
+}
+
+// tell hands ev to TokenSourceOptions.OnRefresh, if set.
+func (ts *TokenSource) tell(ev RefreshEvent) {
+	if ts.onRefresh != nil {
+		ts.onRefresh(ev)
+	}
 }
 
 // usable reports whether t can be served now without a refresh, and is
