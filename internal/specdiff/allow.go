@@ -184,6 +184,8 @@ func parseEntry(n *yaml.Node) (AllowEntry, error) {
 type Outcome struct {
 	// Allowed are the differences some entry allows.
 	Allowed []Difference
+	// AllowedBy holds, for each of Allowed, the first entry that allows it.
+	AllowedBy []AllowEntry
 	// Unexplained are the differences no entry allows.
 	Unexplained []Difference
 	// Stale are the entries that match no difference.
@@ -203,14 +205,18 @@ func (l *AllowList) Apply(diffs []Difference) Outcome {
 	used := make([]bool, len(entries))
 	var out Outcome
 	for _, d := range diffs {
-		allowed := false
+		by := -1
 		for i, e := range entries {
 			if e.Matches(d.Key) {
-				used[i], allowed = true, true
+				used[i] = true
+				if by < 0 {
+					by = i
+				}
 			}
 		}
-		if allowed {
+		if by >= 0 {
 			out.Allowed = append(out.Allowed, d)
+			out.AllowedBy = append(out.AllowedBy, entries[by])
 		} else {
 			out.Unexplained = append(out.Unexplained, d)
 		}

@@ -1,40 +1,24 @@
 package specdiff
 
 import (
-	"errors"
-	"os"
 	"slices"
 	"testing"
+
+	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/upstream"
 )
 
 // Paths from this package's directory.
 const (
-	ourSpecPath      = "../../api/channel-access-token.yml"
-	upstreamSpecPath = "../../../shared/upstream/channel-access-token.yml"
-	allowListPath    = "../../api/spec-diff-allow.yml"
+	repoFromHere  = "../.."
+	ourSpecPath   = repoFromHere + "/api/channel-access-token.yml"
+	allowListPath = repoFromHere + "/api/spec-diff-allow.yml"
 )
-
-// requireUpstream skips the test when LINE's upstream spec is absent (it
-// exists only in the project's CI workspace), and fails it instead in CI.
-func requireUpstream(t *testing.T) {
-	t.Helper()
-	_, err := os.Stat(upstreamSpecPath)
-	switch {
-	case err == nil:
-		return
-	case !errors.Is(err, os.ErrNotExist):
-		t.Fatalf("upstream spec: %v", err)
-	case RunningInCI():
-		t.Fatalf("%s not found, and CI=true: the upstream spec must be present in CI", upstreamSpecPath)
-	default:
-		t.Skipf("%s not found (it exists only in the project's CI workspace); set CI=true to make this a failure", upstreamSpecPath)
-	}
-}
 
 // TestRealSpecsHaveNoUnexplainedDifferences runs the real comparison of our
 // spec against LINE's upstream file with the project's allow-list.
 func TestRealSpecsHaveNoUnexplainedDifferences(t *testing.T) {
-	requireUpstream(t)
+	upstreamSpecPath := testkit.RequireUpstream(t, repoFromHere, upstream.TokenSpec)
 	result, err := CompareFiles(ourSpecPath, upstreamSpecPath)
 	if err != nil {
 		t.Fatal(err)

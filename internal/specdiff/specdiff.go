@@ -28,13 +28,13 @@ import (
 	"slices"
 
 	"github.com/getkin/kin-openapi/openapi3"
+
+	"github.com/linetoken/linetoken/internal/upstream"
 )
 
 const (
 	// CIEnvVar is the environment variable that marks a CI run.
-	CIEnvVar = "CI"
-	// ciEnvValue is the value of CIEnvVar that marks a CI run.
-	ciEnvValue = "true"
+	CIEnvVar = upstream.CIEnvVar
 
 	// errorSchemaName is the component schema compared on its own, because
 	// upstream declares it without referring to it from most operations.
@@ -47,6 +47,8 @@ const (
 	noneValue      = "(none)"
 	requiredWord   = "required"
 	optionalWord   = "optional"
+	presentValue   = "present"
+	absentValue    = "absent"
 )
 
 // Difference is one structural difference between our spec and upstream's.
@@ -54,6 +56,9 @@ type Difference struct {
 	// Key identifies the difference; it is stable from run to run and is what
 	// an allow-list entry matches. "A -> B" in it reads upstream -> ours.
 	Key string
+	// Upstream and Ours are the two sides' values ("int32" and "int64"), or
+	// "present" and "absent" for a thing only one side has.
+	Upstream, Ours string
 }
 
 // String returns the difference's key.
@@ -71,20 +76,29 @@ type Result struct {
 
 // RunningInCI reports whether the environment marks a CI run (CI=true), where
 // the upstream spec must be present.
-func RunningInCI() bool { return os.Getenv(CIEnvVar) == ciEnvValue }
+func RunningInCI() bool { return upstream.RunningInCI() }
 
-// Load reads an OpenAPI 3 document from a local file and resolves its
-// internal $refs. References to other documents are refused, so loading never
-// touches the network.
+// Load reads an OpenAPI 3 document from a local file, see [LoadData].
 func Load(path string) (*openapi3.T, error) {
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = false
-	doc, err := loader.LoadFromFile(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("specdiff: load %s: %w", path, err)
 	}
+	return LoadData(path, data)
+}
+
+// LoadData parses an OpenAPI 3 document (YAML or JSON) named name in errors
+// (a file or a URL) and resolves its internal $refs. References to other
+// documents are refused, so loading never touches the network.
+func LoadData(name string, data []byte) (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	loader.IsExternalRefsAllowed = false
+	doc, err := loader.LoadFromData(data)
+	if err != nil {
+		return nil, fmt.Errorf("specdiff: load %s: %w", name, err)
+	}
 	if doc.OpenAPI == "" || doc.Paths == nil {
-		return nil, fmt.Errorf("specdiff: load %s: not an OpenAPI 3 document (no openapi version or no paths)", path)
+		return nil, fmt.Errorf("specdiff: load %s: not an OpenAPI 3 document (no openapi version or no paths)", name)
 	}
 	return doc, nil
 }
@@ -118,17 +132,15 @@ func Compare(ours, upstream *openapi3.T) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("specdiff: upstream spec: %w", err)
 	}
-	d := &differ{keys: map[string]struct{}{}}
+	d := &differ{keys: map[string]Difference{}}
 	compared := 0
 	for _, id := range unionKeys(upstreamOps, oursOps) {
 		u, inUpstream := upstreamOps[id]
 		o, inOurs := oursOps[id]
 		prefix := "operation " + id
 		switch {
-		case !inOurs:
-			d.add(prefix + ": " + onlyInUpstream)
-		case !inUpstream:
-			d.add(prefix + ": " + onlyInOurs)
+		case !inOurs, !inUpstream:
+			d.presence(prefix, inUpstream, inOurs)
 		default:
 			compared++
 			compareOperation(d, prefix, u, o)
@@ -138,10 +150,12 @@ func Compare(ours, upstream *openapi3.T) (*Result, error) {
 	return &Result{Operations: compared, Differences: d.sorted()}, nil
 }
 
-// differ collects difference keys.
-type differ struct{ keys map[string]struct{} }
+// differ collects differences by key.
+type differ struct{ keys map[string]Difference }
 
-func (d *differ) add(key string) { d.keys[key] = struct{}{} }
+func (d *differ) add(key, upstream, ours string) {
+	d.keys[key] = Difference{Key: key, Upstream: upstream, Ours: ours}
+}
 
 // change records "<where>: <what> <upstream> -> <ours>" when the values differ;
 // an empty what leaves the word out ("<where>: required -> optional").
@@ -152,7 +166,8 @@ func (d *differ) change(where, what, upstream, ours string) {
 	if what != "" {
 		what += " "
 	}
-	d.add(where + ": " + what + fmt.Sprintf(changeFormat, orNone(upstream), orNone(ours)))
+	upstream, ours = orNone(upstream), orNone(ours)
+	d.add(where+": "+what+fmt.Sprintf(changeFormat, upstream, ours), upstream, ours)
 }
 
 // presence records "<where>: only in ..." when exactly one side has a thing and
@@ -160,9 +175,9 @@ func (d *differ) change(where, what, upstream, ours string) {
 func (d *differ) presence(where string, inUpstream, inOurs bool) bool {
 	switch {
 	case inUpstream && !inOurs:
-		d.add(where + ": " + onlyInUpstream)
+		d.add(where+": "+onlyInUpstream, presentValue, absentValue)
 	case inOurs && !inUpstream:
-		d.add(where + ": " + onlyInOurs)
+		d.add(where+": "+onlyInOurs, absentValue, presentValue)
 	}
 	return inUpstream && inOurs
 }
@@ -171,7 +186,7 @@ func (d *differ) sorted() []Difference {
 	keys := slices.Sorted(maps.Keys(d.keys))
 	diffs := make([]Difference, len(keys))
 	for i, k := range keys {
-		diffs[i] = Difference{Key: k}
+		diffs[i] = d.keys[k]
 	}
 	return diffs
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/linetoken/linetoken/internal/specdiff"
+	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/upstream"
 )
 
 const spec = `openapi: 3.0.0
@@ -41,6 +45,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) fixture {
 	t.Setenv(specdiff.CIEnvVar, "") // a local run unless a test says otherwise
+	t.Setenv(upstream.DirEnv, "")   // the default upstream folder unless a test says otherwise
 	return fixture{t: t, dir: t.TempDir()}
 }
 
@@ -55,11 +60,27 @@ func (f fixture) write(name, text string) string {
 
 func (f fixture) path(name string) string { return filepath.Join(f.dir, name) }
 
-// runCmd runs the command and returns its exit status, stdout and stderr.
+// runCmd runs the command with a client that refuses every request (these
+// runs read files only) and returns its exit status, stdout and stderr.
 func runCmd(args ...string) (int, string, string) {
+	return runWith(noNetwork, args...)
+}
+
+// runWith runs the command with client and returns its exit status, stdout
+// and stderr.
+func runWith(client *http.Client, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
-	code := run(args, &stdout, &stderr)
+	code := run(context.Background(), args, &stdout, &stderr, client)
 	return code, stdout.String(), stderr.String()
+}
+
+// noNetwork is an HTTP client whose every request fails.
+var noNetwork = &http.Client{Transport: refuse{}}
+
+type refuse struct{}
+
+func (refuse) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("test: no request expected")
 }
 
 func TestRunNoDifferences(t *testing.T) {
@@ -123,7 +144,7 @@ func TestRunUpstreamAbsent(t *testing.T) {
 	absent := f.path("absent.yml")
 
 	code, stdout, stderr := runCmd("-ours", ours, "-upstream", absent)
-	want := "spec-diff: skipped: " + absent + " not found (it exists only in the project's CI workspace)\n"
+	want := "spec-diff: skipped: " + absent + " not found; " + liveCheckHint + "\n"
 	if code != exitOK || stdout != want || stderr != "" {
 		t.Errorf("outside CI: exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, exitOK, want)
 	}
@@ -139,9 +160,22 @@ func TestRunDefaultUpstreamMessage(t *testing.T) {
 	newFixture(t)
 	// From this package's directory the default upstream path does not exist.
 	code, stdout, _ := runCmd()
-	const want = "spec-diff: skipped: ../shared/upstream/channel-access-token.yml not found (it exists only in the project's CI workspace)\n"
+	const want = "spec-diff: skipped: ../shared/upstream/channel-access-token.yml not found; " +
+		"LINE's upstream files live outside the repository: set UPSTREAM_DIR to a line/line-openapi checkout, " +
+		"or compare with LINE's current file: make spec-drift\n"
 	if code != exitOK || stdout != want {
 		t.Errorf("exit %d, stdout %q; want exit %d and %q", code, stdout, exitOK, want)
+	}
+}
+
+func TestRunUpstreamDirSetting(t *testing.T) {
+	f := newFixture(t)
+	f.write(upstream.TokenSpec, spec)
+	t.Setenv(upstream.DirEnv, f.dir)
+	code, stdout, stderr := runCmd("-ours", f.write("ours.yml", spec), "-allow", "")
+	want := "1 operations compared with " + filepath.Join(f.dir, upstream.TokenSpec)
+	if code != exitOK || !strings.Contains(stdout, want) {
+		t.Errorf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, exitOK, want)
 	}
 }
 
@@ -163,6 +197,9 @@ func TestRunUsageAndLoadErrors(t *testing.T) {
 		{"upstream not a spec", []string{"-ours", ours, "-upstream", notSpec, "-allow", ""}, "not an OpenAPI 3 document"},
 		{"missing allow-list", []string{"-ours", ours, "-upstream", up, "-allow", f.path("absent-allow.yml")}, "specdiff: allow-list: "},
 		{"bad allow-list", []string{"-ours", ours, "-upstream", up, "-allow", badAllow}, "specdiff: allow-list " + badAllow + ": line 2: an entry needs a reason"},
+		{"bad format", []string{"-ours", ours, "-upstream", up, "-format", "html"}, `specdiff: -format "html": want text or markdown`},
+		{"plain http to a remote host", []string{"-ours", ours, "-upstream", "http://example.com/spec.yml"}, "http:// is allowed only to a loopback host; use https://"},
+		{"other scheme", []string{"-ours", ours, "-upstream", "ftp://example.com/spec.yml"}, `specdiff: upstream URL ftp://example.com/spec.yml: scheme "ftp": want https://`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -185,25 +222,18 @@ func TestRunHelp(t *testing.T) {
 	}
 }
 
+// The project's files, from this package's directory.
+const (
+	repoFromHere = "../../.."
+	realOurs     = repoFromHere + "/api/channel-access-token.yml"
+	realAllow    = repoFromHere + "/api/spec-diff-allow.yml"
+)
+
 // TestRunRealSpecs runs the command as `make spec-diff` does, on the project's
 // files; LINE's upstream file exists only in the CI workspace.
 func TestRunRealSpecs(t *testing.T) {
-	const (
-		ours     = "../../../api/channel-access-token.yml"
-		upstream = "../../../../shared/upstream/channel-access-token.yml"
-		allow    = "../../../api/spec-diff-allow.yml"
-	)
-	if _, err := os.Stat(upstream); err != nil {
-		switch {
-		case !errors.Is(err, os.ErrNotExist):
-			t.Fatalf("upstream spec: %v", err)
-		case specdiff.RunningInCI():
-			t.Fatalf("%s not found, and CI=true: the upstream spec must be present in CI", upstream)
-		default:
-			t.Skipf("%s not found (it exists only in the project's CI workspace); set CI=true to make this a failure", upstream)
-		}
-	}
-	code, stdout, stderr := runCmd("-ours", ours, "-upstream", upstream, "-allow", allow)
+	up := testkit.RequireUpstream(t, repoFromHere, upstream.TokenSpec)
+	code, stdout, stderr := runCmd("-ours", realOurs, "-upstream", up, "-allow", realAllow)
 	if code != exitOK {
 		t.Fatalf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, exitOK, stdout, stderr)
 	}
