@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/linetoken/linetoken/internal/agent"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
@@ -60,6 +61,7 @@ func commands() []command {
 		{"kids", "list the key IDs of the channel's active v2.1 tokens", runKids},
 		{"demo", "walk the whole token lifecycle against an in-process fake (offline)", runDemo},
 		{"fake-server", "run the fake LINE token service for a bot's local tests", runFakeServer},
+		{"agent", "keep tokens fresh for bots in any language (HTTP API, sink files; try --dev)", runAgent},
 	}
 }
 
@@ -154,12 +156,13 @@ func report(e *env, cmd string, err error) int {
 func exitCode(err error) int {
 	var ae *oauth.APIError
 	var ue *usageError
+	var ce *agent.ConfigError
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ae), errors.Is(err, oauth.ErrMalformedResponse):
 		return exitAPI
-	case errors.As(err, &ue), errors.Is(err, oauth.ErrInvalidInput):
+	case errors.As(err, &ue), errors.Is(err, oauth.ErrInvalidInput), errors.As(err, &ce):
 		return exitUsage
 	}
 	return exitFailure

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/linetoken/linetoken/internal/agent"
+	"github.com/linetoken/linetoken/oauth"
+	"github.com/linetoken/linetoken/oauth/oauthtest"
+)
+
+const agentUsage = `Usage: linetoken agent [--dev] [--config agent.yaml] [flags]
+
+Runs the token agent: it keeps one channel access token fresh per channel and
+kind and hands it to processes in any language over a local HTTP API and
+through sink files replaced at every rotation. Agents sharing --redis rotate
+once for the whole fleet. Runs until Ctrl-C or SIGTERM.
+
+  linetoken agent --dev               try it: a fake LINE in-process, zero setup
+  linetoken agent                     one channel from LINE_* variables and flags
+  linetoken agent --config FILE       many channels from a YAML file
+
+HTTP API (every /v1/ request needs the header X-Linetoken-Request: 1):
+  GET  /v1/channels/{id}/token[?kind=v2.1|short-lived|stateless]
+  POST /v1/channels/{id}/token/invalidate   {"access_token":"..."}
+  GET  /healthz  /readyz  /metrics
+
+The Redis password is never part of --redis: set LINE_REDIS_PASSWORD or
+LINE_REDIS_PASSWORD_FILE.
+
+Exit codes: 0 after SIGINT/SIGTERM; 1 LINE refused the channel's credentials
+at the first issue; 2 bad flags or config; 3 a listener could not be bound.`
+
+// Agent settings read from the environment only.
+const (
+	envRedisPassword     = "LINE_REDIS_PASSWORD"
+	envRedisPasswordFile = "LINE_REDIS_PASSWORD_FILE"
+)
+
+// agentFlags are the flags of env mode, for refusing them with --config
+// and naming them in errors.
+var agentFlagOfKey = map[string]string{
+	"listen":                       "--listen",
+	"socket":                       "--socket",
+	"log_format":                   "--log-format",
+	"log_level":                    "--log-level",
+	"base_url":                     "--" + flagBaseURL,
+	"store.redis":                  "--redis",
+	"store.file":                   "--store-file",
+	"store.password":               envRedisPassword + " or " + envRedisPasswordFile,
+	"store.password_file":          envRedisPasswordFile,
+	"channels[0].id":               oauth.EnvChannelID + " or --" + flagChannelID,
+	"channels[0].kind":             "--type",
+	"channels[0].lifetime":         "--lifetime",
+	"channels[0].refresh_before":   "--refresh-before",
+	"channels[0].sinks[0].path":    "--sink",
+	"channels[0].sinks[0].format":  "--sink-format",
+	"channels[0].private_key_file": oauth.EnvPrivateKeyFile + " or --" + flagKeyFile,
+	"channels[0].secret_file":      oauth.EnvChannelSecret + " or --" + flagSecretFile,
+}
+
+func runAgent(e *env, args []string) error {
+	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
+	dev := fs.Bool("dev", false, "zero-setup try-out: an in-process fake LINE with a ready channel")
+	configFile := fs.String("config", "", "YAML config file (many channels; see README)")
+	typ := fs.String("type", typeV21, "token kind: v2.1, short-lived or stateless")
+	lifetime := fs.String("lifetime", "24h", "lifetime of v2.1 tokens, 1s to 720h; also accepts days, e.g. 7d")
+	refreshBefore := fs.Duration("refresh-before", 0, "early-refresh window (default: the library's, a tenth of the lifetime)")
+	listen := fs.String("listen", agent.DefaultListen, `TCP address of the HTTP API ("" for none; port 0 picks a free port)`)
+	socket := fs.String("socket", "", "unix socket for the HTTP API (created 0660, removed at exit)")
+	sinkPath := fs.String("sink", "", "file the token is written to at every rotation (replaced atomically)")
+	sinkFormat := fs.String("sink-format", "raw", "sink content: raw (the token alone) or json (the API's object)")
+	storeFile := fs.String("store-file", "", "keep tokens in this file (processes on one host share it)")
+	redisURL := fs.String("redis", "", "keep tokens in Redis (redis:// or rediss:// URL, no password): a fleet rotates once")
+	logFormat := fs.String("log-format", "text", "log format on stderr: text or json")
+	logLevel := fs.String("log-level", "info", "least level logged: debug (adds the access log), info, warn or error")
+	s := newSettings(e, fs, flagChannelID, flagSecretFile, flagKeyFile, flagKeyID, flagBaseURL)
+	pos, err := parseFlags(e, fs, agentUsage, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usagef("agent takes no arguments (got %d)", len(pos))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+
+	var cfg *agent.Config
+	var opts agent.Options
+	var devInfo func(addr string)
+	switch {
+	case *configFile != "":
+		for name := range set {
+			if name != "config" {
+				return usagef("--%s cannot be combined with --config: set it in the config file", name)
+			}
+		}
+		cfg, err = agent.LoadConfig(*configFile, e.getenv)
+		if err != nil {
+			return err
+		}
+	case *dev:
+		for name := range set {
+			if name != "dev" && name != "listen" && name != "log-format" && name != "log-level" {
+				return usagef("--dev takes only --listen, --log-format and --log-level (it makes its own channel)")
+			}
+		}
+		var cleanup func()
+		cfg, opts, devInfo, cleanup, err = devSetup(e, *listen)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+	default:
+		cfg, err = envAgentConfig(e, s, *typ, *lifetime, set["lifetime"], *refreshBefore, *sinkPath, *sinkFormat)
+		if err != nil {
+			return err
+		}
+		cfg.Listen, cfg.Socket, cfg.Store.File, cfg.Store.Redis = *listen, *socket, *storeFile, *redisURL
+		if cfg.BaseURL == "" {
+			cfg.BaseURL = s.baseURL
+		}
+		pw, err := redisPassword(e)
+		if err != nil {
+			return err
+		}
+		cfg.Store.RedisPassword = pw
+	}
+	if *configFile == "" {
+		cfg.LogFormat = *logFormat
+		if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+			return usagef("--log-level must be debug, info, warn or error")
+		}
+		if err := cfg.Validate(); err != nil {
+			return flagNamed(err)
+		}
+	}
+	opts.Logger = agentLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	opts.OnListen = func(addr string) {
+		fmt.Fprintf(e.stdout, "linetoken agent: listening on %s\n", addr)
+		if devInfo != nil {
+			devInfo(addr)
+		}
+	}
+	a, err := agent.New(cfg, opts)
+	if err != nil {
+		return flagNamed(err)
+	}
+	err = a.Run(e.ctx)
+	var le *agent.ListenError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%w", err) // exit 3: a local failure
+	}
+	return err
+}
+
+// agentLogger logs to w in the configured format.
+func agentLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// envAgentConfig is env mode's one channel, from the LINE_* variables and
+// the settings flags.
+func envAgentConfig(e *env, s *settings, typ, lifetime string, lifetimeSet bool, refreshBefore time.Duration, sinkPath, sinkFormat string) (*agent.Config, error) {
+	kind, ok := agent.ParseKind(typ)
+	if !ok {
+		return nil, usagef("--type must be %s, %s or %s", typeV21, typeShortLived, typeStateless)
+	}
+	if lifetimeSet && kind != oauth.KindV21 {
+		return nil, usagef("--lifetime applies to v2.1 tokens only (%s tokens have a fixed lifetime)", typ)
+	}
+	var n need
+	switch kind {
+	case oauth.KindV21:
+		n = needChannelID | needKey | needSecret
+	case oauth.KindShortLived:
+		n = needChannelID | needSecret
+	default:
+		n = needChannelID | needKeyOrSecret
+	}
+	oc, err := s.config(n)
+	if err != nil {
+		return nil, err
+	}
+	ch := agent.Channel{ID: oc.ChannelID, Kind: kind, Secret: agent.Secret(oc.ChannelSecret), Key: oc.Key, RefreshBefore: refreshBefore}
+	if kind == oauth.KindV21 {
+		life, err := parseLifetime(lifetime)
+		if err != nil {
+			return nil, err
+		}
+		ch.Lifetime = life
+	}
+	if sinkPath != "" {
+		ch.Sinks = []agent.Sink{{Path: sinkPath, Format: sinkFormat, Mode: 0o600}}
+	}
+	return &agent.Config{BaseURL: oc.BaseURL, Channels: []agent.Channel{ch}}, nil
+}
+
+// redisPassword reads LINE_REDIS_PASSWORD or LINE_REDIS_PASSWORD_FILE.
+func redisPassword(e *env) (agent.Secret, error) {
+	pw, file := e.getenv(envRedisPassword), strings.TrimSpace(e.getenv(envRedisPasswordFile))
+	switch {
+	case pw != "" && file != "":
+		return "", usagef("set only one of %s and %s", envRedisPassword, envRedisPasswordFile)
+	case file != "":
+		d, err := readSmallFile(file)
+		if err != nil {
+			return "", usagef("%s: cannot read the file: %v", envRedisPasswordFile, err)
+		}
+		return agent.Secret(strings.TrimSpace(string(d))), nil
+	}
+	return agent.Secret(pw), nil
+}
+
+// flagNamed rewrites a config error of env mode so that each problem
+// names the flag or variable to fix instead of the config-file key.
+func flagNamed(err error) error {
+	var ce *agent.ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	lines := make([]string, 0, len(ce.Problems))
+	for _, p := range ce.Problems {
+		if p.File != "" {
+			lines = append(lines, p.Error())
+			continue
+		}
+		where := p.Key
+		if f, ok := agentFlagOfKey[p.Key]; ok {
+			where = f
+		}
+		lines = append(lines, where+": "+p.Msg)
+	}
+	return &usageError{msg: strings.Join(lines, "; ")}
+}
+
+// devSetup makes --dev's world: an in-process fake LINE with a ready
+// channel (v2.1 key registered) on its clock, a sink in a temp directory,
+// and the instructions printed once the agent listens.
+func devSetup(e *env, listen string) (*agent.Config, agent.Options, func(string), func(), error) {
+	srv := oauthtest.NewServer()
+	ch, err := e.createChannel(srv)
+	if err != nil {
+		srv.Close()
+		return nil, agent.Options{}, nil, nil, fmt.Errorf("making the fake channel: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "linetoken-agent-dev-")
+	if err != nil {
+		srv.Close()
+		return nil, agent.Options{}, nil, nil, fmt.Errorf("making the sink directory: %w", errors.Unwrap(err))
+	}
+	cleanup := func() {
+		srv.Close()
+		_ = os.RemoveAll(dir)
+	}
+	sinkPath := filepath.Join(dir, ch.ID+".token")
+	cfg := &agent.Config{
+		Listen: listen, BaseURL: srv.URL(),
+		Channels: []agent.Channel{{
+			ID: ch.ID, Kind: oauth.KindV21, Secret: agent.Secret(ch.Secret), Key: ch.Key,
+			Sinks: []agent.Sink{{Path: sinkPath, Format: "raw", Mode: fs.FileMode(0o600)}},
+		}},
+	}
+	info := func(addr string) {
+		if strings.HasPrefix(addr, "/") {
+			return
+		}
+		base := "http://" + addr
+		fmt.Fprintf(e.stdout, `
+linetoken agent --dev: a fake LINE runs in this process (%s), with channel %s.
+Fetch its token:
+  curl -s -H 'X-Linetoken-Request: 1' %s/v1/channels/%s/token
+The sink file (replaced at every rotation): %s
+Metrics: %s/metrics   Readiness: %s/readyz
+Ctrl-C stops the agent and revokes its tokens at the fake.
+`, srv.URL(), ch.ID, base, ch.ID, sinkPath, base, base)
+	}
+	return cfg, agent.Options{Clock: srv.Now}, info, cleanup, nil
+}

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is the agent's own registry (never the global one, so that
+// tests and several agents in one process read their own). Labels are
+// channel IDs, kinds, results, routes and status codes: never a token or
+// a caller key.
+type metrics struct {
+	reg           *prometheus.Registry
+	expiry        *prometheus.GaugeVec
+	refreshes     *prometheus.CounterVec
+	invalidations *prometheus.CounterVec
+	sinkWrites    *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	slots         *prometheus.GaugeVec
+	ready         *prometheus.GaugeVec
+}
+
+// Refresh results, the result label of linetoken_token_refreshes_total.
+const (
+	resultIssued = "issued" // this agent issued the token
+	resultLoaded = "loaded" // another agent sharing the store had issued it
+	resultFailed = "failed"
+)
+
+func newMetrics() *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "linetoken_token_expiry_timestamp_seconds",
+		Help: "When the token served for the channel and kind expires (Unix seconds).",
+	}, []string{"channel", "kind"})
+	m.refreshes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linetoken_token_refreshes_total",
+		Help: "Token refreshes by result: issued (by this agent), loaded (from the shared store) or failed.",
+	}, []string{"channel", "kind", "result"})
+	m.invalidations = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linetoken_token_invalidations_total",
+		Help: "Tokens dropped after a caller reported them refused and LINE confirmed it (or could not be asked).",
+	}, []string{"channel", "kind"})
+	m.sinkWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linetoken_sink_writes_total",
+		Help: "Sink file writes by result (ok or error).",
+	}, []string{"channel", "kind", "result"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linetoken_http_requests_total",
+		Help: "HTTP API requests by route and status code.",
+	}, []string{"route", "code"})
+	m.slots = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "linetoken_v21_slots_in_use",
+		Help: "Active v2.1 tokens of the channel, of LINE's 30, from the key-ID list polled every few minutes.",
+	}, []string{"channel"})
+	m.ready = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "linetoken_token_ready",
+		Help: "1 while the channel and kind hold a valid token, else 0.",
+	}, []string{"channel", "kind"})
+	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests, m.slots, m.ready,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
