@@ -10,9 +10,9 @@ package oauth_test
 // plus sl-violations.
 //
 // Needs Node.js and the pinned Prism (cd contract && SCARF_ANALYTICS=false
-// npm ci), and the upstream spec at ../shared/upstream/ beside the repo
-// (or $LINETOKEN_UPSTREAM_SPEC). Without them it skips, unless CI=true,
-// when it fails.
+// npm ci), and LINE's upstream spec in $UPSTREAM_DIR (default
+// ../shared/upstream beside the repo). Without them it skips, unless
+// CI=true, when it fails.
 
 import (
 	"bytes"
@@ -36,13 +36,13 @@ import (
 	"time"
 
 	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/upstream"
 	"github.com/linetoken/linetoken/oauth"
 )
 
 const (
-	contractPrismBin     = "../contract/node_modules/.bin/prism"            // from the oauth package dir
-	contractSpecDefault  = "../../shared/upstream/channel-access-token.yml" // ../shared beside the repo root
-	contractSpecEnv      = "LINETOKEN_UPSTREAM_SPEC"
+	contractPrismBin     = "../contract/node_modules/.bin/prism" // from the oauth package dir
+	contractRepoRoot     = ".."                                  // the repository root, from the oauth package dir
 	contractInstallHint  = "install Node.js and run `cd contract && SCARF_ANALYTICS=false npm ci` from the repo root"
 	contractStartTimeout = 60 * time.Second
 	contractCallTimeout  = 10 * time.Second // Prism can stall on a request it cannot parse
@@ -57,7 +57,7 @@ const (
 func contractUnavailable(t *testing.T, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
+	if upstream.RunningInCI() {
 		t.Fatalf("contract test cannot run (CI=true, so this is a failure): %s", msg)
 	}
 	t.Skipf("contract test skipped: %s (set CI=true to make this a failure)", msg)
@@ -155,19 +155,12 @@ func startPrism(t *testing.T) string {
 	if _, err := os.Stat(prism); err != nil {
 		contractUnavailable(t, "Prism is not installed at %s; %s", prism, contractInstallHint)
 	}
-	spec := os.Getenv(contractSpecEnv)
-	if spec != "" {
-		if _, err := os.Stat(spec); err != nil {
-			t.Fatalf("$%s=%q: %v", contractSpecEnv, spec, err)
-		}
-	} else {
-		spec, err = filepath.Abs(contractSpecDefault)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(spec); err != nil {
-			contractUnavailable(t, "LINE's upstream spec is not at %s (the repo's sibling ../shared/upstream/); set $%s to its path", spec, contractSpecEnv)
-		}
+	spec, err := filepath.Abs(upstream.File(contractRepoRoot, upstream.TokenSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(spec); err != nil {
+		contractUnavailable(t, "LINE's upstream spec is not at %s: set $%s to a line/line-openapi checkout (default %s beside the repo)", spec, upstream.DirEnv, upstream.DefaultDir)
 	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
