@@ -56,9 +56,10 @@ vet:
 race:
 	$(GO) test -race -count=1 ./...
 
-## load: the load test at full size (10,000 Token callers); under -race (make race) it runs scaled down
+## load: the load tests at full size (10,000 Token callers; the agent's 100,000 token requests from 64 clients); under -race (make race) they run scaled down
 load:
 	$(GO) test -count=1 -run '^TestLoad' -v ./oauth/
+	$(GO) test -count=1 -run '^TestLoad' -v ./internal/agent/
 
 ## demo: the whole token lifecycle against the in-process fake (offline, seconds)
 demo:
