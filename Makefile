@@ -38,7 +38,7 @@ check-generate:
 spec-diff:
 	$(SPECDIFF) -upstream $(UPSTREAM)
 
-## spec-drift: compare our spec with LINE's current file (UPSTREAM_URL); needs the network, never skips; exit 1 is drift
+## spec-drift: compare our spec with LINE's current file (UPSTREAM_URL); needs the network, never skips; on drift specdiff -report FILE writes the report
 spec-drift:
 	$(SPECDIFF) -upstream $(UPSTREAM_URL)
 
