@@ -119,6 +119,9 @@ func TestRunURLFailures(t *testing.T) {
 				w.(http.Flusher).Flush() // chunked: no Content-Length
 			}
 		}, "", "the body is larger than 4 MiB (more than that)"},
+		{"redirect to plain http", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://example.com/channel-access-token.yml", http.StatusFound)
+		}, "", "http:// is allowed only to a loopback host"},
 		{"not a spec", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello: world\n") },
 			"", "not an OpenAPI 3 document"},
 	}
