@@ -276,6 +276,9 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 		return false
 	}
 	c.ts.Invalidate(accessToken)
+	// The dropped token is no longer served: /readyz must not count it
+	// while its replacement cannot be had.
+	c.served.CompareAndSwap(s, nil)
 	c.a.m.invalidations.WithLabelValues(c.id, c.kindS).Inc()
 	c.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: token dropped after a caller reported it refused",
 		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", s.tok.KeyID),
