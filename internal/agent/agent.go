@@ -76,7 +76,7 @@ type Agent struct {
 	byID     map[string][]*channel
 	callers  []callerKey
 	hosts    map[string]bool
-	private  bool // memory store: Close revokes every token
+	private  bool          // memory store: Close revokes every token
 	slotsNow chan struct{} // a token was issued: poll the key-ID list now
 	closeRDB func() error
 }
