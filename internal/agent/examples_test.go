@@ -128,43 +128,19 @@ type exampleAgent struct {
 
 func startExampleAgent(t *testing.T) *exampleAgent {
 	t.Helper()
-	srv := oauthtest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := newFake(t)
 	e := &exampleAgent{srv: srv, ch: srv.NewChannel(t)}
 	e.sink = filepath.Join(t.TempDir(), e.ch.ID+".token")
-	cfg := &agent.Config{
-		Listen: "127.0.0.1:0", BaseURL: srv.URL(),
-		Callers: []agent.Caller{{Name: "example-bot", Key: exampleCallerKey}},
-		Channels: []agent.Channel{{
-			ID: e.ch.ID, Kind: oauth.KindV21, Secret: agent.Secret(e.ch.Secret), Key: e.ch.Key,
-			Sinks: []agent.Sink{{Path: e.sink}},
-		}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan string, 1)
-	a, err := agent.New(cfg, agent.Options{Clock: srv.Now, OnListen: func(addr string) { listening <- addr }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(e.ch, oauth.KindV21, agent.Sink{Path: e.sink})}, func(c *agent.Config) {
+		c.Callers = []agent.Caller{{Name: "example-bot", Key: exampleCallerKey}}
+	})
+	r := startAgent(t, srv, cfg)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := r.stop(); err != nil {
 			t.Errorf("agent.Run: %v", err)
 		}
 	})
-	select {
-	case addr := <-listening:
-		e.url = "http://" + addr
-	case err := <-done:
-		t.Fatalf("agent.Run returned before listening: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the agent did not listen within 30s")
-	}
+	e.url = r.base
 	return e
 }
 
