@@ -241,7 +241,10 @@ func flagNamed(err error) error {
 		if f, ok := agentFlagOfKey[p.Key]; ok {
 			where = f
 		}
-		lines = append(lines, where+": "+p.Msg)
+		// The messages name config keys as their remedy; in env mode the
+		// Redis password comes from the environment.
+		msg := strings.ReplaceAll(p.Msg, "store.password_file or store.password_env", envRedisPassword+" or "+envRedisPasswordFile)
+		lines = append(lines, where+": "+msg)
 	}
 	return &usageError{msg: strings.Join(lines, "; ")}
 }
