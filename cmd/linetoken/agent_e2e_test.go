@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -381,8 +382,7 @@ func newAgentWorld(t *testing.T) *agentWorld {
 	w.baseURL = w.srv.URL()
 	w.two, w.twoSecret = "2"+w.ch.ID[1:], "twosecret"+strings.Repeat("7", 23)
 	w.srv.AddChannel(w.two, w.twoSecret)
-	w.allKey = "callerkey-ALL-" + strings.Repeat("a1", 12)
-	w.secondKey = "callerkey-SECOND-" + strings.Repeat("b2", 12)
+	w.allKey, w.secondKey = "ck-"+rand.Text(), "ck-"+rand.Text()
 	w.secretFile = w.file(t, "one.secret", w.ch.Secret+"\n")
 	w.twoSecretFile = w.file(t, "two.secret", w.twoSecret)
 	w.allFile = w.file(t, "all.key", w.allKey+"\n")
