@@ -53,6 +53,7 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
+## race: every test of the main module under -race, including examples/agent's bot.py and bot.mjs (internal/agent; they need python3 and node)
 race:
 	$(GO) test -race -count=1 ./...
 
