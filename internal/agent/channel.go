@@ -47,6 +47,7 @@ type channel struct {
 	mu               sync.Mutex
 	lastErr          error     // the last failure to get a token; nil after a success
 	lastInvalidation time.Time // the last invalidation-driven drop (or verify)
+	dropped          string    // the token an invalidation dropped: never served as the newest again
 }
 
 // served is a token with its API answer pre-encoded around expires_in,
@@ -84,7 +85,14 @@ func (c *channel) servedFor(tok *oauth.Token) *served {
 		return s
 	}
 	s := c.encode(tok)
-	c.served.Store(s)
+	// Never step back: a request that got its token before a rotation or
+	// an invalidation finishes after it, and must not make the older (or
+	// dropped) token the newest seen again.
+	c.mu.Lock()
+	if cur := c.served.Load(); tok.AccessToken != c.dropped && (cur == nil || !tok.Expiry.Before(cur.tok.Expiry)) {
+		c.served.Store(s)
+	}
+	c.mu.Unlock()
 	return s
 }
 
@@ -275,10 +283,18 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 			slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", s.tok.KeyID))
 		return false
 	}
-	c.ts.Invalidate(accessToken)
 	// The dropped token is no longer served: /readyz must not count it
-	// while its replacement cannot be had.
+	// while its replacement cannot be had. Two reports verified at once
+	// drop it once.
+	c.mu.Lock()
+	already := c.dropped == accessToken
+	c.dropped = accessToken
 	c.served.CompareAndSwap(s, nil)
+	c.mu.Unlock()
+	if already {
+		return false
+	}
+	c.ts.Invalidate(accessToken)
 	c.a.m.invalidations.WithLabelValues(c.id, c.kindS).Inc()
 	c.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: token dropped after a caller reported it refused",
 		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", s.tok.KeyID),

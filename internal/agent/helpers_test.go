@@ -141,12 +141,22 @@ type reply struct {
 	body   []byte
 }
 
-// do sends a request with exactly the headers given (name, value pairs).
+// do sends a request with exactly the headers given (name, value pairs),
+// failing t when it cannot.
 func (r *running) do(method, path, body string, hdr ...string) reply {
 	r.t.Helper()
+	rep, err := r.try(method, path, body, hdr...)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return rep
+}
+
+// try is do for any goroutine: it returns its error.
+func (r *running) try(method, path, body string, hdr ...string) (reply, error) {
 	req, err := http.NewRequest(method, r.base+path, strings.NewReader(body))
 	if err != nil {
-		r.t.Fatal(err)
+		return reply{}, err
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if strings.EqualFold(hdr[i], "Host") {
@@ -157,14 +167,14 @@ func (r *running) do(method, path, body string, hdr ...string) reply {
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		r.t.Fatalf("%s %s: %v", method, path, err)
+		return reply{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		r.t.Fatalf("%s %s: reading the body: %v", method, path, err)
+		return reply{}, err
 	}
-	return reply{resp.StatusCode, resp.Header, b}
+	return reply{resp.StatusCode, resp.Header, b}, nil
 }
 
 // v1 sends a /v1/ request with the guard header and the extra headers.
