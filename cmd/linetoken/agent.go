@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/linetoken/linetoken/internal/agent"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
@@ -144,6 +146,11 @@ func runAgent(e *env, args []string) error {
 		}
 	}
 	opts.Logger = agentLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	if cfg.Store.Redis != "" {
+		// go-redis logs through a process-wide logger; this process runs
+		// one agent, so its logs go where the agent's go.
+		redis.SetLogger(agent.RedisLog{Logger: opts.Logger, Password: cfg.Store.RedisPassword})
+	}
 	opts.OnListen = func(addr string) {
 		fmt.Fprintf(e.stdout, "linetoken agent: listening on %s\n", addr)
 		if devInfo != nil {
@@ -154,12 +161,9 @@ func runAgent(e *env, args []string) error {
 	if err != nil {
 		return flagNamed(err)
 	}
-	err = a.Run(e.ctx)
-	var le *agent.ListenError
-	if errors.As(err, &le) {
-		return fmt.Errorf("%w", err) // exit 3: a local failure
-	}
-	return err
+	// A *agent.ListenError is a local failure (exit 3); a
+	// *agent.CredentialsError wraps LINE's *oauth.APIError (exit 1).
+	return a.Run(e.ctx)
 }
 
 // agentLogger logs to w in the configured format.

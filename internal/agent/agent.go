@@ -417,3 +417,22 @@ func (a *Agent) pollSlots(ctx context.Context) {
 		}
 	}
 }
+
+// RedisLog adapts a *slog.Logger to go-redis's process-wide logger
+// (redis.SetLogger), which otherwise prints unformatted lines on stderr
+// outside the agent's log format. The linetoken command installs it once
+// per process; a library must not, as it is global state. Its lines carry
+// addresses and failures, never the password (scrubbed all the same).
+type RedisLog struct {
+	Logger   *slog.Logger
+	Password Secret
+}
+
+// Printf implements go-redis's internal.Logging.
+func (r RedisLog) Printf(ctx context.Context, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if r.Password != "" {
+		msg = strings.ReplaceAll(msg, string(r.Password), redacted)
+	}
+	r.Logger.LogAttrs(ctx, slog.LevelWarn, "agent: redis client", slog.String("detail", msg))
+}
