@@ -677,16 +677,7 @@ func TestAgentSinks(t *testing.T) {
 	ino := inode(t, raw)
 	jsIno := inode(t, js)
 
-	// Revoke the token at LINE, then report it.
-	if err := w.srv.Client(t, w.ch.ID).RevokeToken(context.Background(), tok.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	invalidate(t, p, w.ch.ID, "v2.1", w.allKey, tok.AccessToken)
-	testkit.Eventually(t, agentStartLimit, "the raw sink holding a new token", func() bool {
-		b, err := os.ReadFile(raw)
-		return err == nil && len(b) > 0 && string(b) != tok.AccessToken
-	})
-	p.waitReady()
+	rotateByInvalidation(t, p, w, tok.AccessToken, raw)
 	tok2 := p.token(p.client, p.base, w.ch.ID, "v2.1", w.allKey, w.srv)
 	if tok2.AccessToken == tok.AccessToken {
 		t.Fatal("the agent still serves the revoked token")
@@ -706,6 +697,22 @@ func TestAgentSinks(t *testing.T) {
 		}
 		t.Errorf("the sink directory holds %q, want the two sinks only", names)
 	}
+}
+
+// rotateByInvalidation revokes accessToken, channel one's v2.1 token, at
+// LINE, reports it to p, and waits until the raw sink holds another token
+// and p is ready again.
+func rotateByInvalidation(t *testing.T, p *agentProc, w *agentWorld, accessToken, raw string) {
+	t.Helper()
+	if err := w.srv.Client(t, w.ch.ID).RevokeToken(context.Background(), accessToken); err != nil {
+		t.Fatal(err)
+	}
+	invalidate(t, p, w.ch.ID, "v2.1", w.allKey, accessToken)
+	testkit.Eventually(t, agentStartLimit, "the raw sink holding a new token", func() bool {
+		b, err := os.ReadFile(raw)
+		return err == nil && len(b) > 0 && string(b) != accessToken
+	})
+	p.waitReady()
 }
 
 // checkSinks checks the raw and json sinks' content and modes for tok.
@@ -941,6 +948,9 @@ func TestAgentExitCodes(t *testing.T) {
 			[]string{filepath.Join(w.dir, "inline.yaml") + ":4: channels[0].secret: an inline channel secret is refused: use secret_file or secret_env"}},
 		{"non-loopback listen without callers, config", nil, []string{"--config", yaml("public.yaml", "listen: 0.0.0.0:0\n"+chanYAML)}, exitUsage,
 			[]string{filepath.Join(w.dir, "public.yaml") + ":1: listen: a non-loopback address", "needs callers"}},
+		{"non-loopback listen with callers, without tls", nil, []string{"--config", yaml("plain.yaml",
+			"listen: 0.0.0.0:0\ncallers:\n  - name: bot\n    key_file: "+w.allFile+"\n"+chanYAML)}, exitUsage,
+			[]string{filepath.Join(w.dir, "plain.yaml") + ":1: listen: a non-loopback address needs tls", "insecure_plaintext: true"}},
 		{"non-loopback listen without callers, flags", w.env, []string{"--listen", "0.0.0.0:0"}, exitUsage,
 			[]string{"--listen: a non-loopback address", "needs callers"}},
 		{"listen port taken", w.env, []string{"--listen", taken.Addr().String()}, exitFailure,

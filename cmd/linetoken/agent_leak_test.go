@@ -18,7 +18,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/linetoken/linetoken/internal/testkit"
 	"github.com/linetoken/linetoken/internal/testredis"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
@@ -306,15 +305,7 @@ func leakMainRun(t *testing.T, w *agentWorld, format, top string, scan *leakScan
 
 	// An invalidation LINE confirms (the token revoked), its rotation, then
 	// one refused by the 30 s limit, and one of a token LINE says is valid.
-	if err := w.srv.Client(t, w.ch.ID).RevokeToken(context.Background(), tok.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	invalidate(t, p, w.ch.ID, "v2.1", w.allKey, tok.AccessToken)
-	testkit.Eventually(t, agentStartLimit, "the raw sink holding a new token", func() bool {
-		b, err := os.ReadFile(raw)
-		return err == nil && len(b) > 0 && string(b) != tok.AccessToken
-	})
-	p.waitReady()
+	rotateByInvalidation(t, p, w, tok.AccessToken, raw)
 	tok2 := tokenBody("v2.1", w.allKey)
 	invalidate(t, p, w.ch.ID, "v2.1", w.allKey, tok2.AccessToken)
 	invalidate(t, p, w.ch.ID, "short-lived", w.allKey, short.AccessToken)
