@@ -1,0 +1,181 @@
+package agent_test
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/linetoken/linetoken/internal/agent"
+	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/testredis"
+	"github.com/linetoken/linetoken/oauth"
+	"github.com/linetoken/linetoken/oauth/oauthtest"
+)
+
+// runErr waits for Run to return by itself.
+func (r *running) runErr() error {
+	r.t.Helper()
+	select {
+	case err := <-r.done:
+		r.done <- err
+		return err
+	case <-time.After(waitLimit):
+		r.t.Fatalf("Run did not return within %v\nlog:\n%s", waitLimit, r.logs)
+		return nil
+	}
+}
+
+func TestRunCredentialsRefused(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	srv.UnregisterKey(ch.KeyID)
+	r, _ := launch(t, srv, newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}))
+	err := r.runErr()
+	var ce *agent.CredentialsError
+	if !errors.As(err, &ce) || !errors.Is(err, oauth.ErrKeyNotRegistered) || ce.Channel != ch.ID || ce.Kind != "v2.1" {
+		t.Fatalf("Run: %v, want a *CredentialsError matching ErrKeyNotRegistered", err)
+	}
+
+	// A wrong channel secret for short-lived tokens: ErrInvalidCredentials.
+	bad := chanCfg(ch, oauth.KindShortLived)
+	bad.Secret = "0123456789abcdef0123456789abcdef"
+	r, _ = launch(t, srv, newConfig(t, srv, []agent.Channel{bad}))
+	err = r.runErr()
+	if !errors.As(err, &ce) || !errors.Is(err, oauth.ErrInvalidCredentials) {
+		t.Fatalf("Run: %v, want a *CredentialsError matching ErrInvalidCredentials", err)
+	}
+	for _, s := range []string{ch.Secret, string(bad.Secret)} {
+		if strings.Contains(err.Error(), s) || strings.Contains(r.logs.String(), s) {
+			t.Fatal("a channel secret shows in the error or the log")
+		}
+	}
+}
+
+func TestRunTransientFailureKeepsServing(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	srv.DropNext(1000) // LINE unreachable at start: serve 503, never exit
+	r := startAgent(t, srv, newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}))
+	wantUnavailable(t, r, ch.ID, "line_unreachable")
+	select {
+	case err := <-r.done:
+		t.Fatalf("Run returned on a transient failure: %v", err)
+	default:
+	}
+	srv.ClearFaults()
+	srv.Advance(6 * time.Minute) // past the source's backoff
+	testkit.Eventually(t, waitLimit, "a token once LINE is back", func() bool {
+		rep := r.v1("GET", "/v1/channels/"+ch.ID+"/token", "")
+		return rep.status == 200
+	})
+}
+
+func TestRunListenErrors(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Listen = taken.Addr().String()
+	})
+	_, err = launch(t, srv, cfg)
+	var le *agent.ListenError
+	if !errors.As(err, &le) || le.Addr != taken.Addr().String() {
+		t.Fatalf("Run on a taken port: %v, want a *ListenError", err)
+	}
+	// A socket in a missing directory, after a TCP listener that bound:
+	// that one is closed again.
+	cfg = newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Socket = filepath.Join(t.TempDir(), "missing", "agent.sock")
+	})
+	_, err = launch(t, srv, cfg)
+	if !errors.As(err, &le) {
+		t.Fatalf("Run with a socket in a missing directory: %v, want a *ListenError", err)
+	}
+	if srv.IssueCount(oauthtest.KindV21) != 0 {
+		t.Error("an agent that could not listen issued a token")
+	}
+}
+
+func TestSocketServesAndIsRemoved(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Listen, c.Socket = "", sock
+	})
+	r := startAgent(t, srv, cfg)
+	if r.base != "http://"+sock {
+		t.Fatalf("OnListen told %q", r.base)
+	}
+	r.base = "http://localhost"
+	r.http.Transport = unixTransport(sock)
+	tok := r.token(ch.ID, "")
+	if _, ok := srv.Lookup(tok.AccessToken); !ok {
+		t.Fatal("the socket served no valid token")
+	}
+	assertMode(t, sock, 0o660)
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, sock)
+}
+
+func TestTokenUnavailableRedisKilled(t *testing.T) {
+	rs := testredis.Start(t)
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Store.Redis = "redis://" + rs.Addr() + "/0"
+	})
+	r := startAgent(t, srv, cfg)
+	tok := r.token(ch.ID, "")
+	rs.Kill()
+	if err := srv.Client(t, ch.ID).RevokeToken(t.Context(), tok.AccessToken); err != nil {
+		t.Fatal(err)
+	}
+	r.invalidate(ch.ID, tok.AccessToken)
+	wantUnavailable(t, r, ch.ID, "store_unavailable", tok.AccessToken)
+	testkit.Eventually(t, waitLimit, "/readyz naming store_unavailable", func() bool {
+		code, st := r.readyz()
+		return code == 503 && len(st.NotReady) == 1 && st.NotReady[0].Cause == "store_unavailable"
+	})
+	if err := r.stop(); err != nil {
+		t.Errorf("Run with Redis down: %v", err)
+	}
+}
+
+// unixTransport dials the unix socket at path whatever the URL's host.
+func unixTransport(path string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+}
+
+// assertMode fails t unless path has the permission bits mode.
+func assertMode(t *testing.T, path string, mode fs.FileMode) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != mode {
+		t.Errorf("%s: mode %v, want %v (%v)", filepath.Base(path), fi.Mode().Perm(), mode, err)
+	}
+}
+
+// assertGone fails t unless path does not exist.
+func assertGone(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s is left: %v", filepath.Base(path), err)
+	}
+}
