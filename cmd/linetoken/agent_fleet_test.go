@@ -27,8 +27,9 @@ func (p *agentProc) refreshes(id, result string) float64 {
 }
 
 // TestAgentFleet: three agent processes on one real redis-server. The
-// first two, started together, make one issue between them and serve the
-// same token; a third started later serves the token already in Redis
+// first two, started one right after the other (racing for the store's
+// lock or loading what the first saved), make one issue between them and
+// serve the same token; a third started later serves the token already in Redis
 // without issuing. The token is then revoked at LINE and reported to
 // agents 1 and 2 at once: exactly one more issue, and both serve the new
 // token. Agent 3, not told, keeps serving the token it holds (nothing
@@ -107,7 +108,7 @@ func TestAgentFleet(t *testing.T) {
 	var held tokenAnswer
 	_ = json.Unmarshal(b, &held)
 	if held.AccessToken != tok.AccessToken {
-		t.Errorf("agent 3, not told of the invalidation, changed its token: the test's account of the behaviour is out of date")
+		t.Errorf("agent 3, not told of the invalidation, changed its token: the account of this behaviour above (and in the README) is out of date")
 	}
 	invalidate(t, a3, id, "", "", tok.AccessToken)
 	testkit.Eventually(t, agentStartLimit, "agent 3 serving the new token", func() bool {
