@@ -380,7 +380,11 @@ func newAgentWorld(t *testing.T) *agentWorld {
 	t.Helper()
 	w := &agentWorld{fixture: newFixture(t), dir: t.TempDir()}
 	w.baseURL = w.srv.URL()
-	w.two, w.twoSecret = "2"+w.ch.ID[1:], "twosecret"+strings.Repeat("7", 23)
+	first := "9" // channel two's ID: channel one's with another first digit
+	if w.ch.ID[0] == '9' {
+		first = "8"
+	}
+	w.two, w.twoSecret = first+w.ch.ID[1:], "twosecret-"+rand.Text()
 	w.srv.AddChannel(w.two, w.twoSecret)
 	w.allKey, w.secondKey = "ck-"+rand.Text(), "ck-"+rand.Text()
 	w.secretFile = w.file(t, "one.secret", w.ch.Secret+"\n")
