@@ -21,7 +21,7 @@ const agentBenchLimit = 5 * time.Minute
 // (the inverse of throughput). It reports req/s, the requests'
 // p50-latency-ns and p99-latency-ns (from send to the body read), and
 // cpu-ns/op: the process's CPU time (user and system) per request, which
-// other tenants of a shared machine barely move, unlike wall time.
+// other tenants of a shared machine move less than they move wall time.
 // Clients, agent, fake and floor share this process: ns/op and allocs/op
 // include both sides. cmd/agenttable prints agent ÷ floor ratios.
 func BenchmarkAgentToken(b *testing.B) {

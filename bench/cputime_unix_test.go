@@ -8,8 +8,8 @@ import (
 )
 
 // processCPU is the CPU time (user and system) this process has used so
-// far, from getrusage: unlike wall time, other tenants of a shared machine
-// barely move it.
+// far, from getrusage: other tenants of a shared machine move it less than
+// they move wall time.
 func processCPU() (time.Duration, bool) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {

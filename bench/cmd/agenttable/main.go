@@ -1,8 +1,8 @@
 // Command agenttable reads `go test -bench` output of BenchmarkAgentToken
 // on stdin and prints the Markdown tables used in BENCHMARKS.md: per
 // server (the agent, the floor) the medians over all runs of req/s, ns/op,
-// p50 and p99 latency, B/op and allocs/op; then the agent ÷ floor ratios
-// of throughput and p99, both as the ratio of the medians and as the
+// CPU time per request, p50 and p99 latency, B/op and allocs/op; then the
+// agent ÷ floor ratios of throughput, p99 and CPU time per request, each as the ratio of the medians and as the
 // median (and range) of the per-run ratios, the i-th agent run paired
 // with the i-th floor run.
 //
@@ -41,22 +41,27 @@ func main() {
 		fmt.Fprintln(os.Stderr, "agenttable: no BenchmarkAgentToken agent and floor lines on stdin")
 		os.Exit(1)
 	}
-	fmt.Println("| server | runs | req/s (median) | min–max req/s | ns/op | p50 latency | p99 latency | B/op | allocs/op |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| server | runs | req/s (median) | min–max req/s | ns/op | CPU ns/op | p50 latency | p99 latency | B/op | allocs/op |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, row := range []struct {
 		name string
 		s    benchparse.Series
 	}{{"agent", ag}, {"floor (bare net/http)", fl}} {
 		s := row.s
-		fmt.Printf("| %s | %d | %.0f | %.0f–%.0f | %.0f | %s | %s | %.0f | %.0f |\n", row.name, len(s["req/s"]),
-			median(s["req/s"]), slices.Min(s["req/s"]), slices.Max(s["req/s"]), median(s["ns/op"]),
+		fmt.Printf("| %s | %d | %.0f | %.0f–%.0f | %.0f | %.0f | %s | %s | %.0f | %.0f |\n", row.name, len(s["req/s"]),
+			median(s["req/s"]), slices.Min(s["req/s"]), slices.Max(s["req/s"]), median(s["ns/op"]), median(s["cpu-ns/op"]),
 			dur(median(s["p50-latency-ns"])), dur(median(s["p99-latency-ns"])), median(s["B/op"]), median(s["allocs/op"]))
 	}
 	fmt.Println()
 	fmt.Println("| agent ÷ floor | ratio of medians | per-run ratios: median | per-run ratios: min–max |")
 	fmt.Println("|---|---:|---:|---:|")
-	for _, r := range []struct{ what, unit string }{{"throughput (req/s)", "req/s"}, {"p99 latency", "p99-latency-ns"}} {
+	for _, r := range []struct{ what, unit string }{
+		{"throughput (req/s)", "req/s"}, {"p99 latency", "p99-latency-ns"}, {"CPU time per request", "cpu-ns/op"},
+	} {
 		pr := paired(ag[r.unit], fl[r.unit])
+		if len(pr) == 0 {
+			continue
+		}
 		fmt.Printf("| %s | %.2f | %.2f | %.2f–%.2f |\n", r.what,
 			median(ag[r.unit])/median(fl[r.unit]), median(pr), slices.Min(pr), slices.Max(pr))
 	}
