@@ -1,13 +1,12 @@
 package agent_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -65,57 +64,20 @@ func TestLoadTokenEndpoint(t *testing.T) {
 	if raceEnabled(t) {
 		total = loadRequestsRace
 	}
-	srv := oauthtest.NewServer()
-	defer srv.Close()
+	srv := newFake(t)
 	ch := srv.NewChannel(t)
-	cfg := &agent.Config{
-		Listen: "127.0.0.1:0", BaseURL: srv.URL(),
-		Channels: []agent.Channel{{ID: ch.ID, Kind: oauth.KindV21, Secret: agent.Secret(ch.Secret), Key: ch.Key}},
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	addrs := make(chan string, 1)
-	a, err := agent.New(cfg, agent.Options{Clock: srv.Now, OnListen: func(addr string) { addrs <- addr }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
-	stopped := false
-	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(time.Minute): // Run's own bound is 20s
-			t.Error("Run did not return within a minute of the cancel")
-		}
-	}
-	defer stop()
-	var addr string
-	select {
-	case addr = <-addrs:
-	case err := <-runErr:
-		t.Fatalf("Run returned before listening: %v", err)
-	case <-time.After(time.Minute):
-		t.Fatal("the agent did not listen within a minute")
-	}
-	if h, _, err := net.SplitHostPort(addr); err != nil || h != "127.0.0.1" {
-		t.Fatalf("listening on %q, want a 127.0.0.1 port", addr)
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	// No log (the access log would hold 100,000 lines) and the default
+	// poll: the requests are what is measured.
+	r := startAgent(t, srv, cfg, func(o *agent.Options) { o.Logger, o.PollInterval = nil, 0 })
+	if !strings.HasPrefix(r.base, "http://127.0.0.1:") {
+		t.Fatalf("listening on %q, want a 127.0.0.1 port", r.base)
 	}
 
 	tr := &http.Transport{MaxIdleConns: loadClients, MaxIdleConnsPerHost: loadClients, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: loadRequestTimeout}
-	url := "http://" + addr + "/v1/channels/" + ch.ID + "/token"
+	url := r.base + "/v1/channels/" + ch.ID + "/token"
 
 	var (
 		next, done, errs atomic.Int64
@@ -134,7 +96,7 @@ func TestLoadTokenEndpoint(t *testing.T) {
 	for range loadClients {
 		wg.Go(func() {
 			// One request per client, reused once each answer is read.
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			req, err := http.NewRequest(http.MethodGet, url, nil)
 			if err != nil {
 				fail("%v", err)
 				return
@@ -182,7 +144,9 @@ func TestLoadTokenEndpoint(t *testing.T) {
 			t.Errorf("a token served %d times with key_id %q is not the channel's valid v2.1 token at the fake (%+v, %v)", n, s.keyID, info, ok)
 		}
 	}
-	stop()
+	if err := r.stop(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
 	if n := srv.ActiveTokens(ch.ID); n != 0 {
 		t.Errorf("%d v2.1 tokens active at the fake after the agent stopped, want 0 (the memory store revokes)", n)
 	}
@@ -209,19 +173,13 @@ func getToken(hc *http.Client, req *http.Request) (served, error) {
 	if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 		return served{}, fmt.Errorf("Cache-Control %q, want no-store", cc)
 	}
-	var v struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-		ExpiresIn   int64  `json:"expires_in"`
-		KeyID       string `json:"key_id"`
-		Kind        string `json:"kind"`
-	}
+	var v tokenReply
 	if err := json.Unmarshal(body, &v); err != nil {
 		return served{}, fmt.Errorf("the answer is not JSON: %w", err)
 	}
-	if v.AccessToken == "" || v.TokenType != "Bearer" || v.ExpiresIn <= 0 || v.Kind != "v2.1" {
-		return served{}, fmt.Errorf("answer with token_type %q, expires_in %d, kind %q, access_token empty: %v",
-			v.TokenType, v.ExpiresIn, v.Kind, v.AccessToken == "")
+	if v.AccessToken == "" || v.TokenType != "Bearer" || v.ExpiresIn <= 0 || v.Kind != "v2.1" || v.KeyID == nil {
+		return served{}, fmt.Errorf("answer with token_type %q, expires_in %d, kind %q, access_token empty: %v, key_id missing: %v",
+			v.TokenType, v.ExpiresIn, v.Kind, v.AccessToken == "", v.KeyID == nil)
 	}
-	return served{v.AccessToken, v.KeyID}, nil
+	return served{v.AccessToken, *v.KeyID}, nil
 }
