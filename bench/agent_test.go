@@ -246,7 +246,16 @@ type tokenAnswer struct {
 // same bytes.
 func (ra *runningAgent) firstAnswer(tb testing.TB, hc *http.Client) []byte {
 	tb.Helper()
-	c, err := newTokenClient(hc, ra.url)
+	_, body := fetch(tb, hc, ra.url)
+	ra.checkAnswer(tb, body)
+	return body
+}
+
+// fetch asks url for a token as a bot does and returns the answer's
+// headers and body, failing tb unless it is a 200.
+func fetch(tb testing.TB, hc *http.Client, url string) (http.Header, []byte) {
+	tb.Helper()
+	c, err := newTokenClient(hc, url)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -257,10 +266,9 @@ func (ra *runningAgent) firstAnswer(tb testing.TB, hc *http.Client) []byte {
 	body, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusOK {
-		tb.Fatalf("first token answer: %d %.200s %v", resp.StatusCode, body, err)
+		tb.Fatalf("%s: %d %.200s %v", url, resp.StatusCode, body, err)
 	}
-	ra.checkAnswer(tb, body)
-	return body
+	return resp.Header, body
 }
 
 // checkAnswer fails tb unless body is the channel's valid v2.1 token
@@ -318,20 +326,8 @@ func TestAgentAndFloorAnswer(t *testing.T) {
 		t.Errorf("the fake issued %d v2.1 tokens, want 1", n)
 	}
 	for _, u := range []string{ra.url, floor} {
-		c, err := newTokenClient(hc, u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := hc.Do(c.req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d, %v", u, resp.StatusCode, err)
-		}
-		if ct, cc := resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"); ct != "application/json" || cc != "no-store" {
+		h, b := fetch(t, hc, u)
+		if ct, cc := h.Get("Content-Type"), h.Get("Cache-Control"); ct != "application/json" || cc != "no-store" {
 			t.Errorf("%s: Content-Type %q, Cache-Control %q", u, ct, cc)
 		}
 		if u == floor && !bytes.Equal(b, want) {

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"time"
 
 	"github.com/linetoken/linetoken/bench/internal/benchparse"
 )
@@ -50,7 +49,7 @@ func main() {
 		s := row.s
 		fmt.Printf("| %s | %d | %.0f | %.0f–%.0f | %.0f | %.0f | %s | %s | %.0f | %.0f |\n", row.name, len(s["req/s"]),
 			median(s["req/s"]), slices.Min(s["req/s"]), slices.Max(s["req/s"]), median(s["ns/op"]), median(s["cpu-ns/op"]),
-			dur(median(s["p50-latency-ns"])), dur(median(s["p99-latency-ns"])), median(s["B/op"]), median(s["allocs/op"]))
+			ms(median(s["p50-latency-ns"])), ms(median(s["p99-latency-ns"])), median(s["B/op"]), median(s["allocs/op"]))
 	}
 	fmt.Println()
 	fmt.Println("| agent ÷ floor | ratio of medians | per-run ratios: median | per-run ratios: min–max |")
@@ -86,13 +85,5 @@ func paired(a, b []float64) []float64 {
 
 var median = benchparse.Median
 
-// dur prints nanoseconds as a duration rounded to 3 significant digits.
-func dur(ns float64) string {
-	d := time.Duration(ns)
-	for r := time.Duration(1); r < time.Second; r *= 10 {
-		if d < 1000*r {
-			return d.Round(r).String()
-		}
-	}
-	return d.Round(time.Millisecond).String()
-}
+// ms prints nanoseconds as milliseconds.
+func ms(ns float64) string { return fmt.Sprintf("%.2f ms", ns/1e6) }
