@@ -52,7 +52,7 @@ func main() {
 			ms(median(s["p50-latency-ns"])), ms(median(s["p99-latency-ns"])), median(s["B/op"]), median(s["allocs/op"]))
 	}
 	fmt.Println()
-	fmt.Println("| agent ÷ floor | ratio of medians | per-run ratios: median | per-run ratios: min–max |")
+	fmt.Println("| agent ÷ floor | ratio of medians | per-pair ratios: median | per-pair ratios: min–max |")
 	fmt.Println("|---|---:|---:|---:|")
 	for _, r := range []struct{ what, unit string }{
 		{"throughput (req/s)", "req/s"}, {"p99 latency", "p99-latency-ns"}, {"CPU time per request", "cpu-ns/op"},
@@ -70,7 +70,7 @@ func main() {
 	if median(tp) < target {
 		verdict = "NOT met"
 	}
-	fmt.Printf("Target (agent throughput ≥ %.1f× the floor's, median of per-run ratios): %s (%.2f×).\n", target, verdict, median(tp))
+	fmt.Printf("Target (agent throughput ≥ %.1f× the floor's, median of per-pair ratios): %s (%.2f×).\n", target, verdict, median(tp))
 }
 
 // paired divides a[i] by b[i] for the runs both have.
