@@ -34,7 +34,9 @@ FUZZ_TARGETS := \
 	./oauth/:FuzzFileStoreFile:3000 \
 	./oauth/oauthtest/:FuzzAssertion:3000 \
 	./oauth/oauthtest/:FuzzForm:50000 \
-	./cmd/linetoken/:FuzzArgs:10000
+	./cmd/linetoken/:FuzzArgs:10000 \
+	./internal/agent/:FuzzConfig:10000 \
+	./internal/agent/:FuzzAPI:5000
 
 # fuzz-run runs every target, stopping at the first failure. $(1) is the
 # -fuzztime: a duration, or empty for each target's smoke count.

@@ -310,7 +310,7 @@ func ParseConfig(file string, data []byte, getenv func(string) string) (*Config,
 		return nil, located(tokenLine(body.GetToken()), "the config file must be a mapping of settings (listen, channels, ...)")
 	}
 	var raw rawConfig
-	if err := yaml.NodeToValue(body, &raw, yaml.Strict(), yaml.DisallowUnknownField()); err != nil {
+	if err := decodeRaw(body, &raw); err != nil {
 		return nil, located(yamlErrLine(err), yamlErrMsg(err))
 	}
 	ps := problems{}
@@ -331,6 +331,18 @@ func ParseConfig(file string, data []byte, getenv func(string) string) (*Config,
 		return nil, ps.err()
 	}
 	return cfg, nil
+}
+
+// decodeRaw decodes the file's body strictly. goccy/go-yaml v1.19 panics
+// on some malformed input (a tag on a sequence it cannot resolve, found
+// by FuzzConfig): that is an invalid config, not a crash.
+func decodeRaw(body ast.Node, raw *rawConfig) (err error) {
+	defer func() {
+		if recover() != nil {
+			err = errors.New("not valid YAML: the YAML decoder could not read this document")
+		}
+	}()
+	return yaml.NodeToValue(body, raw, yaml.Strict(), yaml.DisallowUnknownField())
 }
 
 // yamlErrLine is the line a goccy/go-yaml error points at, or 1.
