@@ -11,6 +11,7 @@ import (
 
 	"github.com/linetoken/linetoken/internal/agent"
 	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/testredis"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
@@ -295,10 +296,7 @@ func TestTokenUnavailableLineRefused(t *testing.T) {
 	// The key is removed in the console and the token revoked: the
 	// caller's report drops it, and no new one can be had.
 	srv.UnregisterKey(ch.KeyID)
-	if err := srv.Client(t, ch.ID).RevokeToken(t.Context(), tok.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	r.invalidate(ch.ID, tok.AccessToken)
+	revokeAndReport(t, r, srv, ch.ID, tok.AccessToken)
 	wantUnavailable(t, r, ch.ID, "line_refused", tok.AccessToken)
 	if err := r.stop(); err != nil {
 		t.Errorf("a refusal after the first token must not stop the agent: %v", err)
@@ -325,25 +323,58 @@ func TestTokenUnavailableLineUnreachable(t *testing.T) {
 	})
 }
 
-func TestTokenUnavailableStoreFile(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	dir := filepath.Join(t.TempDir(), "store")
-	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
-		c.Store.File = filepath.Join(dir, "tokens.json")
-	})
-	r := startAgent(t, srv, cfg)
-	tok := r.token(ch.ID, "")
-	if err := os.RemoveAll(dir); err != nil {
+// TestTokenUnavailableStoreDown: a store that fails after the first
+// token (a FileStore whose directory is removed, a Redis killed) gives
+// 503 store_unavailable, and /readyz says so; Run does not stop.
+func TestTokenUnavailableStoreDown(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		store func(t *testing.T, s *agent.StoreConfig) (breakIt func())
+	}{
+		{"file", func(t *testing.T, s *agent.StoreConfig) func() {
+			dir := filepath.Join(t.TempDir(), "store")
+			s.File = filepath.Join(dir, "tokens.json")
+			return func() {
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"redis", func(t *testing.T, s *agent.StoreConfig) func() {
+			rs := testredis.Start(t)
+			s.Redis = "redis://" + rs.Addr() + "/0"
+			return rs.Kill
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newFake(t)
+			ch := srv.NewChannel(t)
+			var breakIt func()
+			cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(cfg *agent.Config) {
+				breakIt = c.store(t, &cfg.Store)
+			})
+			r := startAgent(t, srv, cfg)
+			tok := r.token(ch.ID, "")
+			breakIt()
+			revokeAndReport(t, r, srv, ch.ID, tok.AccessToken)
+			wantUnavailable(t, r, ch.ID, "store_unavailable", tok.AccessToken)
+			testkit.Eventually(t, waitLimit, "/readyz naming store_unavailable", func() bool {
+				code, st := r.readyz()
+				return code == http.StatusServiceUnavailable && len(st.NotReady) == 1 && st.NotReady[0].Cause == "store_unavailable"
+			})
+			if err := r.stop(); err != nil {
+				t.Errorf("Run with the store down: %v", err)
+			}
+		})
+	}
+}
+
+// revokeAndReport revokes a v2.1 token at the fake, as if LINE lost it,
+// and reports it refused to the agent.
+func revokeAndReport(t *testing.T, r *running, srv *oauthtest.Server, id, accessToken string) {
+	t.Helper()
+	if err := srv.Client(t, id).RevokeToken(t.Context(), accessToken); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Client(t, ch.ID).RevokeToken(t.Context(), tok.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	r.invalidate(ch.ID, tok.AccessToken)
-	wantUnavailable(t, r, ch.ID, "store_unavailable", tok.AccessToken)
-	testkit.Eventually(t, waitLimit, "/readyz naming store_unavailable", func() bool {
-		code, st := r.readyz()
-		return code == http.StatusServiceUnavailable && len(st.NotReady) == 1 && st.NotReady[0].Cause == "store_unavailable"
-	})
+	r.invalidate(id, accessToken)
 }

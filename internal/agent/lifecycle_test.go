@@ -14,7 +14,6 @@ import (
 
 	"github.com/linetoken/linetoken/internal/agent"
 	"github.com/linetoken/linetoken/internal/testkit"
-	"github.com/linetoken/linetoken/internal/testredis"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
@@ -129,30 +128,6 @@ func TestSocketServesAndIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertGone(t, sock)
-}
-
-func TestTokenUnavailableRedisKilled(t *testing.T) {
-	rs := testredis.Start(t)
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
-		c.Store.Redis = "redis://" + rs.Addr() + "/0"
-	})
-	r := startAgent(t, srv, cfg)
-	tok := r.token(ch.ID, "")
-	rs.Kill()
-	if err := srv.Client(t, ch.ID).RevokeToken(t.Context(), tok.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	r.invalidate(ch.ID, tok.AccessToken)
-	wantUnavailable(t, r, ch.ID, "store_unavailable", tok.AccessToken)
-	testkit.Eventually(t, waitLimit, "/readyz naming store_unavailable", func() bool {
-		code, st := r.readyz()
-		return code == 503 && len(st.NotReady) == 1 && st.NotReady[0].Cause == "store_unavailable"
-	})
-	if err := r.stop(); err != nil {
-		t.Errorf("Run with Redis down: %v", err)
-	}
 }
 
 // unixTransport dials the unix socket at path whatever the URL's host.

@@ -149,16 +149,12 @@ func TestReadyzLineRefused(t *testing.T) {
 
 func TestInvalidate(t *testing.T) {
 	f := newRotationFixture(t)
-	client := f.srv.Client(t, f.ch.ID)
 	t1 := f.token(f.ch.ID, "")
 	sinkHolds(t, f.sink, t1.AccessToken)
 	inode1, _ := os.Stat(f.sink)
 
 	// LINE refuses t1 (revoked): the report drops it.
-	if err := client.RevokeToken(t.Context(), t1.AccessToken); err != nil {
-		t.Fatal(err)
-	}
-	f.invalidate(f.ch.ID, t1.AccessToken)
+	revokeAndReport(t, f.running, f.srv, f.ch.ID, t1.AccessToken)
 	t2 := f.token(f.ch.ID, "")
 	if t2.AccessToken == t1.AccessToken {
 		t.Fatal("the refused token is still served")
@@ -181,11 +177,8 @@ func TestInvalidate(t *testing.T) {
 	f.invalidate(f.ch.ID, t1.AccessToken)
 
 	// Within 30s of the last invalidation, a refused token is kept.
-	if err := client.RevokeToken(t.Context(), t2.AccessToken); err != nil {
-		t.Fatal(err)
-	}
 	issued := f.srv.IssueCount(oauthtest.KindV21)
-	f.invalidate(f.ch.ID, t2.AccessToken)
+	revokeAndReport(t, f.running, f.srv, f.ch.ID, t2.AccessToken)
 	if got := f.token(f.ch.ID, ""); got.AccessToken != t2.AccessToken || f.srv.IssueCount(oauthtest.KindV21) != issued {
 		t.Fatal("a second invalidation within 30s was not ignored")
 	}

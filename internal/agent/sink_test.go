@@ -25,7 +25,6 @@ func TestSinkContentModeAndAtomicReplacement(t *testing.T) {
 	raw, js := filepath.Join(dir, "raw.token"), filepath.Join(dir, "token.json")
 	r := startAgent(t, srv, newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21,
 		agent.Sink{Path: raw, Format: "raw", Mode: 0o640}, agent.Sink{Path: js, Format: "json"})}))
-	client := srv.Client(t, ch.ID)
 	tok := r.token(ch.ID, "")
 	sinkHolds(t, raw, tok.AccessToken) // no newline: the exact token
 	checkSinkJSON(t, js, tok.AccessToken, ch.ID)
@@ -53,10 +52,7 @@ func TestSinkContentModeAndAtomicReplacement(t *testing.T) {
 	prev, _ := os.Stat(raw)
 	const rotations = 3
 	for range rotations {
-		if err := client.RevokeToken(t.Context(), tok.AccessToken); err != nil {
-			t.Fatal(err)
-		}
-		r.invalidate(ch.ID, tok.AccessToken)
+		revokeAndReport(t, r, srv, ch.ID, tok.AccessToken)
 		next := r.token(ch.ID, "")
 		if next.AccessToken == tok.AccessToken {
 			t.Fatal("no new token after the invalidation")
