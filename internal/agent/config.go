@@ -373,8 +373,24 @@ func yamlErrMsg(err error) string {
 	if i := strings.IndexByte(msg, '\n'); i >= 0 {
 		msg = msg[:i]
 	}
+	// A key is named only when it looks like a setting's name: a secret
+	// pasted where a key goes is described, not shown.
+	msg = quotedWords.ReplaceAllStringFunc(msg, func(q string) string {
+		if w := q[1 : len(q)-1]; len(w) > maxEchoKey || !settingName.MatchString(w) {
+			return fmt.Sprintf("<a key of %d characters, not shown>", len(w))
+		}
+		return q
+	})
 	return goTypeNames.ReplaceAllString(msg, "setting")
 }
+
+// maxEchoKey caps the length of a key quoted back in an error.
+const maxEchoKey = 32
+
+var (
+	quotedWords = regexp.MustCompile(`"[^"]*"`)
+	settingName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+)
 
 // goTypeNames matches the decoder's names for this package's raw types.
 var goTypeNames = regexp.MustCompile(`agent\.raw[A-Za-z]+|raw[A-Z][A-Za-z]*`)

@@ -254,6 +254,7 @@ var configErrorCases = []struct {
 	{"unknown top key", "listn: 127.0.0.1:1\n" + okChannel, 1, "listn"},
 	{"unknown channel key", okChannel + "    secrt_file: x\n", 7, "secrt_file"},
 	{"unknown sink key", okChannel + "    sinks:\n      - path: /tmp/x\n        formt: raw\n", 9, "formt"},
+	{"a secret pasted as a key", okChannel + "    Zq8xW3pastedSecretValue9Kp: 1\n", 7, "a key of 26 characters, not shown"},
 	{"bad lifetime", okChannel + "    lifetime: 24 hours\n", 7, "duration"},
 	{"bad refresh_before", okChannel + "    refresh_before: -2h\n", 7, "duration"},
 	{"lifetime over 30 days", okChannel + "    lifetime: 800h\n", 7, "lifetime"},
