@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -29,16 +29,6 @@ import (
 // agentClients is how many clients hit the token endpoint at once, each
 // on its own kept-alive connection (the figure).
 const agentClients = 64
-
-// The agent's http.Server settings (internal/agent/agent.go, server()),
-// which the floor gets too: only the handler differs.
-const (
-	agentReadHeaderTimeout = 5 * time.Second
-	agentReadTimeout       = 10 * time.Second
-	agentWriteTimeout      = 10 * time.Second // tokenWait + 5s
-	agentIdleTimeout       = 2 * time.Minute
-	agentMaxHeaderBytes    = 16 << 10
-)
 
 // runningAgent is an agent serving one v2.1 channel of an oauthtest fake
 // on 127.0.0.1, running until tb ends.
@@ -99,18 +89,15 @@ func startFloor(tb testing.TB, body []byte) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			h := w.Header()
-			h.Set("Content-Type", "application/json")
-			h.Set("Cache-Control", "no-store")
-			w.WriteHeader(http.StatusOK)
-			_, _ = w.Write(body)
-		}),
-		ReadHeaderTimeout: agentReadHeaderTimeout, ReadTimeout: agentReadTimeout,
-		WriteTimeout: agentWriteTimeout, IdleTimeout: agentIdleTimeout, MaxHeaderBytes: agentMaxHeaderBytes,
-		ErrorLog: log.New(io.Discard, "", 0),
-	}
+	// The agent's own server settings (agent.NewHTTPServer): only the
+	// handler differs.
+	srv := agent.NewHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+	}), slog.New(slog.DiscardHandler))
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(l) }()
 	tb.Cleanup(func() { _ = srv.Close(); <-done })

@@ -47,26 +47,46 @@ const (
 	envRedisPasswordFile = "LINE_REDIS_PASSWORD_FILE"
 )
 
-// agentFlags are the flags of env mode, for refusing them with --config
-// and naming them in errors.
-var agentFlagOfKey = map[string]string{
-	"listen":                       "--listen",
-	"socket":                       "--socket",
-	"log_format":                   "--log-format",
-	"log_level":                    "--log-level",
-	"base_url":                     "--" + flagBaseURL,
-	"store.redis":                  "--redis",
-	"store.file":                   "--store-file",
-	"store.password":               envRedisPassword + " or " + envRedisPasswordFile,
-	"store.password_file":          envRedisPasswordFile,
-	"channels[0].id":               oauth.EnvChannelID + " or --" + flagChannelID,
-	"channels[0].kind":             "--type",
-	"channels[0].lifetime":         "--lifetime",
-	"channels[0].refresh_before":   "--refresh-before",
-	"channels[0].sinks[0].path":    "--sink",
-	"channels[0].sinks[0].format":  "--sink-format",
-	"channels[0].private_key_file": oauth.EnvPrivateKeyFile + " or --" + flagKeyFile,
-	"channels[0].secret_file":      oauth.EnvChannelSecret + " or --" + flagSecretFile,
+// agentFlagOf names the flag or variable of env mode that sets the
+// config-file key, for errors of env mode.
+func agentFlagOf(key string) (string, bool) {
+	switch key {
+	case "listen":
+		return "--listen", true
+	case "socket":
+		return "--socket", true
+	case "log_format":
+		return "--log-format", true
+	case "log_level":
+		return "--log-level", true
+	case "base_url":
+		return "--" + flagBaseURL, true
+	case "store.redis":
+		return "--redis", true
+	case "store.file":
+		return "--store-file", true
+	case "store.password":
+		return envRedisPassword + " or " + envRedisPasswordFile, true
+	case "store.password_file":
+		return envRedisPasswordFile, true
+	case "channels[0].id":
+		return oauth.EnvChannelID + " or --" + flagChannelID, true
+	case "channels[0].kind":
+		return "--type", true
+	case "channels[0].lifetime":
+		return "--lifetime", true
+	case "channels[0].refresh_before":
+		return "--refresh-before", true
+	case "channels[0].sinks[0].path":
+		return "--sink", true
+	case "channels[0].sinks[0].format":
+		return "--sink-format", true
+	case "channels[0].private_key_file":
+		return oauth.EnvPrivateKeyFile + " or --" + flagKeyFile, true
+	case "channels[0].secret_file":
+		return oauth.EnvChannelSecret + " or --" + flagSecretFile, true
+	}
+	return "", false
 }
 
 func runAgent(e *env, args []string) error {
@@ -242,7 +262,7 @@ func flagNamed(err error) error {
 			continue
 		}
 		where := p.Key
-		if f, ok := agentFlagOfKey[p.Key]; ok {
+		if f, ok := agentFlagOf(p.Key); ok {
 			where = f
 		}
 		// The messages name config keys as their remedy; in env mode the

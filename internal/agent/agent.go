@@ -114,7 +114,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	case cfg.Store.Redis != "":
 		ro, err := redis.ParseURL(cfg.Store.Redis)
 		if err != nil {
-			return nil, &ConfigError{Problems: []*FieldError{{Key: "store.redis", Msg: "not a valid Redis URL"}}}
+			return nil, &ConfigError{Problems: []*FieldError{cfg.problem("store.redis", "not a valid Redis URL")}}
 		}
 		ro.Password = string(cfg.Store.RedisPassword)
 		rdb := redis.NewClient(ro)
@@ -123,21 +123,22 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	case cfg.Store.File != "":
 		fs, err := oauth.NewFileStore(cfg.Store.File)
 		if err != nil {
-			return nil, &ConfigError{Problems: []*FieldError{{Key: "store.file", Msg: err.Error()}}}
+			return nil, &ConfigError{Problems: []*FieldError{cfg.problem("store.file", err.Error())}}
 		}
 		fs.SetLogger(a.log)
 		store = fs
 	default:
 		a.private = true // nil Store: each TokenSource's own MemoryStore
 	}
-	for _, cc := range cfg.Channels {
+	for i, cc := range cfg.Channels {
+		key := fmt.Sprintf("channels[%d]", i)
 		client, err := oauth.NewClient(oauth.Config{
 			ChannelID: cc.ID, ChannelSecret: string(cc.Secret), Key: cc.Key, BaseURL: cfg.BaseURL,
 			HTTPClient: opts.HTTPClient, Clock: opts.Clock, Logger: a.log, UserAgent: "linetoken-agent",
 		})
 		if err != nil {
 			a.closeStore()
-			return nil, fmt.Errorf("agent: channel %s: %w", cc.ID, err)
+			return nil, &ConfigError{Problems: []*FieldError{cfg.problem(key, err.Error())}}
 		}
 		c := &channel{a: a, id: cc.ID, kind: cc.Kind, kindS: cc.Kind.String(), client: client, wake: make(chan struct{}, 1)}
 		for _, s := range cc.Sinks {
@@ -149,7 +150,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		})
 		if err != nil {
 			a.closeStore()
-			return nil, fmt.Errorf("agent: channel %s (%s): %w", cc.ID, cc.Kind, err)
+			return nil, &ConfigError{Problems: []*FieldError{cfg.problem(key, err.Error())}}
 		}
 		a.channels = append(a.channels, c)
 		a.byID[cc.ID] = append(a.byID[cc.ID], c)
@@ -372,11 +373,16 @@ func (a *Agent) listenSocket() (net.Listener, error) {
 	return l, nil
 }
 
-func (a *Agent) server() *http.Server {
+func (a *Agent) server() *http.Server { return NewHTTPServer(a, a.log) }
+
+// NewHTTPServer is the http.Server the agent serves h with: its timeouts
+// and header cap, and net/http's own errors logged at Debug through log.
+// The benchmark serves its floor with it too, so both run alike.
+func NewHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
-		Handler: a, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		Handler: h, ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
 		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout, MaxHeaderBytes: maxHeaderBytes,
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 

@@ -19,6 +19,11 @@ const (
 	// and kind this often, so that a caller looping GET and invalidate
 	// cannot fill the channel's 30 v2.1 slots.
 	invalidateEvery = 30 * time.Second
+	// verifyEvery: at most one verify per channel and kind this often for
+	// reports of a token LINE then accepts, so that a caller reporting a
+	// good token in a loop cannot make the agent hammer LINE. It is short:
+	// a false report must not hold back a true one for long.
+	verifyEvery = 5 * time.Second
 	// verifyTimeout bounds the verify an invalidation asks LINE for.
 	verifyTimeout = 5 * time.Second
 )
@@ -42,12 +47,20 @@ type channel struct {
 	sinks  []*sink
 	wake   chan struct{} // a refresh ended or a token was dropped: look now
 
-	served atomic.Pointer[served] // the newest token seen, encoded
+	// served is the token the keeper last got, for /readyz and the sinks;
+	// only the keeper sets it (so it never steps back to an older token),
+	// and a drop clears it.
+	served atomic.Pointer[served]
+	// answered caches the encoding of the token the API last answered.
+	answered atomic.Pointer[served]
+	// hadToken: a refresh ever succeeded. Only before that is a refusal of
+	// the credentials fatal.
+	hadToken atomic.Bool
 
-	mu               sync.Mutex
-	lastErr          error     // the last failure to get a token; nil after a success
-	lastInvalidation time.Time // the last invalidation-driven drop (or verify)
-	dropped          string    // the token an invalidation dropped: never served as the newest again
+	mu         sync.Mutex
+	lastErr    error     // the last failure to get a token; nil after a success
+	lastDrop   time.Time // the last invalidation-driven drop
+	lastVerify time.Time // the last verify an invalidation asked for
 }
 
 // served is a token with its API answer pre-encoded around expires_in,
@@ -79,20 +92,14 @@ func (s *served) answer(b []byte, now time.Time) []byte {
 	return append(b, s.suffix...)
 }
 
-// servedFor returns tok encoded, noting it as the newest seen.
-func (c *channel) servedFor(tok *oauth.Token) *served {
-	if s := c.served.Load(); s != nil && s.tok == tok {
+// encoded returns tok encoded, from the cache when the API answered it
+// last.
+func (c *channel) encoded(tok *oauth.Token) *served {
+	if s := c.answered.Load(); s != nil && s.tok == tok {
 		return s
 	}
 	s := c.encode(tok)
-	// Never step back: a request that got its token before a rotation or
-	// an invalidation finishes after it, and must not make the older (or
-	// dropped) token the newest seen again.
-	c.mu.Lock()
-	if cur := c.served.Load(); tok.AccessToken != c.dropped && (cur == nil || !tok.Expiry.Before(cur.tok.Expiry)) {
-		c.served.Store(s)
-	}
-	c.mu.Unlock()
+	c.answered.Store(s)
 	return s
 }
 
@@ -103,7 +110,7 @@ func (c *channel) token(ctx context.Context) (*served, error) {
 		c.noteErr(err)
 		return nil, err
 	}
-	return c.servedFor(tok), nil
+	return c.encoded(tok), nil
 }
 
 func (c *channel) noteErr(err error) {
@@ -122,6 +129,9 @@ func (c *channel) onRefresh(ev oauth.RefreshEvent) {
 		c.noteErr(ev.Err)
 	case ev.Issued:
 		result = resultIssued
+	}
+	if ev.Err == nil {
+		c.hadToken.Store(true)
 	}
 	c.a.m.refreshes.WithLabelValues(c.id, c.kindS, result).Inc()
 	c.poke()
@@ -147,12 +157,12 @@ func (c *channel) poke() {
 func (c *channel) keep(ctx context.Context, fatal func(error)) {
 	t := time.NewTicker(c.a.opts.PollInterval)
 	defer t.Stop()
-	hadToken := false
 	for {
 		s, err := c.token(ctx)
 		switch {
 		case err == nil:
-			hadToken = true
+			c.hadToken.Store(true)
+			c.served.Store(s)
 			c.mu.Lock()
 			c.lastErr = nil
 			c.mu.Unlock()
@@ -160,7 +170,7 @@ func (c *channel) keep(ctx context.Context, fatal func(error)) {
 			c.writeSinks(ctx, s)
 		case ctx.Err() != nil:
 			return
-		case !hadToken && (errors.Is(err, oauth.ErrInvalidCredentials) || errors.Is(err, oauth.ErrKeyNotRegistered)):
+		case !c.hadToken.Load() && (errors.Is(err, oauth.ErrInvalidCredentials) || errors.Is(err, oauth.ErrKeyNotRegistered)):
 			fatal(&CredentialsError{Channel: c.id, Kind: c.kindS, Err: err})
 			return
 		default:
@@ -250,26 +260,34 @@ type channelState struct {
 
 // invalidate handles a caller's report that LINE refused accessToken: if
 // it is still the token served, LINE's verify endpoint is asked, and the
-// token dropped when LINE refuses it (or cannot be asked); at most once
-// per invalidateEvery. It reports whether the token was dropped.
+// token dropped when LINE refuses it (or cannot be asked). At most one
+// drop per invalidateEvery, and one verify per verifyEvery; reports of
+// another token, or beyond those limits, are ignored. It reports whether
+// the token was dropped.
 func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
-	s := c.served.Load()
-	if s == nil || accessToken == "" || s.tok.AccessToken != accessToken {
+	cur, err := c.ts.Token(ctx)
+	if err != nil || accessToken == "" || cur.AccessToken != accessToken {
 		return false
 	}
 	now := c.a.now()
 	c.mu.Lock()
-	if !c.lastInvalidation.IsZero() && now.Sub(c.lastInvalidation) < invalidateEvery {
-		c.mu.Unlock()
-		c.a.log.LogAttrs(ctx, slog.LevelDebug, "agent: invalidation ignored: one ran less than 30s ago",
+	why := ""
+	switch {
+	case !c.lastDrop.IsZero() && now.Sub(c.lastDrop) < invalidateEvery:
+		why = "a token was dropped less than 30s ago"
+	case !c.lastVerify.IsZero() && now.Sub(c.lastVerify) < verifyEvery:
+		why = "a report was checked less than 5s ago"
+	default:
+		c.lastVerify = now
+	}
+	c.mu.Unlock()
+	if why != "" {
+		c.a.log.LogAttrs(ctx, slog.LevelDebug, "agent: invalidation ignored: "+why,
 			slog.String("channel", c.id), slog.String("kind", c.kindS))
 		return false
 	}
-	c.lastInvalidation = now
-	c.mu.Unlock()
 	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
 	defer cancel()
-	var err error
 	switch c.kind {
 	case oauth.KindV21:
 		_, err = c.client.VerifyToken(vctx, accessToken)
@@ -280,24 +298,25 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 	}
 	if err == nil {
 		c.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: a caller reported the token refused, but LINE says it is valid; kept",
-			slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", s.tok.KeyID))
+			slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", cur.KeyID))
 		return false
 	}
-	// The dropped token is no longer served: /readyz must not count it
-	// while its replacement cannot be had. Two reports verified at once
-	// drop it once.
 	c.mu.Lock()
-	already := c.dropped == accessToken
-	c.dropped = accessToken
-	c.served.CompareAndSwap(s, nil)
-	c.mu.Unlock()
-	if already {
+	if !c.lastDrop.IsZero() && c.a.now().Sub(c.lastDrop) < invalidateEvery {
+		c.mu.Unlock() // another report dropped it meanwhile
 		return false
 	}
+	c.lastDrop = c.a.now()
+	// The dropped token is no longer served: /readyz must not count it
+	// while its replacement cannot be had.
+	if s := c.served.Load(); s != nil && s.tok.AccessToken == accessToken {
+		c.served.CompareAndSwap(s, nil)
+	}
+	c.mu.Unlock()
 	c.ts.Invalidate(accessToken)
 	c.a.m.invalidations.WithLabelValues(c.id, c.kindS).Inc()
 	c.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: token dropped after a caller reported it refused",
-		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", s.tok.KeyID),
+		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", cur.KeyID),
 		slog.String("verify", err.Error()))
 	c.poke()
 	return true

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -97,6 +96,20 @@ type Config struct {
 	Callers []Caller
 	// Channels are the channels and kinds served; at least one.
 	Channels []Channel
+
+	// locate finds a key's file and line, for problems found after
+	// parsing (by New); nil when the config came from no file.
+	locate func(key string) (file string, line int)
+}
+
+// problem is a FieldError for key, located in the config file when the
+// config came from one.
+func (c *Config) problem(key, msg string) *FieldError {
+	p := &FieldError{Key: key, Msg: msg}
+	if c.locate != nil {
+		p.File, p.Line = c.locate(key)
+	}
+	return p
 }
 
 // TLSConfig is the listener's certificate.
@@ -124,6 +137,9 @@ type Caller struct {
 	Key Secret
 	// Channels are the channel IDs the key may read; nil means all.
 	Channels []string
+	// keyFrom is the setting the key came from (key_file or key_env),
+	// for messages.
+	keyFrom string
 }
 
 // Channel is one channel and token kind the agent keeps fresh.
@@ -330,6 +346,7 @@ func ParseConfig(file string, data []byte, getenv func(string) string) (*Config,
 		}
 		return nil, ps.err()
 	}
+	cfg.locate = func(key string) (string, int) { return file, lineOf(f, key) }
 	return cfg, nil
 }
 
@@ -467,7 +484,11 @@ func (r *rawConfig) build(f *ast.File, getenv func(string) string, ps *problems)
 		if k == "" && c.Key == nil && c.KeyFile == "" && c.KeyEnv == "" {
 			ps.add(key, "a caller needs key_file or key_env")
 		}
-		cfg.Callers = append(cfg.Callers, Caller{Name: c.Name, Key: k, Channels: c.Channels})
+		from := "key_file"
+		if c.KeyEnv != "" {
+			from = "key_env"
+		}
+		cfg.Callers = append(cfg.Callers, Caller{Name: c.Name, Key: k, Channels: c.Channels, keyFrom: from})
 	}
 	for i, c := range r.Channels {
 		key := fmt.Sprintf("channels[%d]", i)
@@ -614,7 +635,7 @@ func (c *Config) Validate() error {
 		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
 			ps.add("tls", "needs both cert_file and key_file")
 		} else if cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile); err != nil {
-			ps.add("tls.cert_file", "cannot load the certificate and key: %s", errors.Unwrap(err))
+			ps.add("tls.cert_file", "cannot load the certificate and key: %v", err)
 		} else {
 			c.TLS.cert = &cert
 		}
@@ -667,11 +688,12 @@ func (c *Config) validateCallers(ps *problems) {
 		}
 		names[cl.Name] = true
 		if cl.Key != "" {
+			from := key + "." + cmpOrString(cl.keyFrom, "key_file")
 			if len(cl.Key) < minCallerKeyLen {
-				ps.add(key+".key_file", "the caller key is shorter than %d characters (make one with: openssl rand -base64 32)", minCallerKeyLen)
+				ps.add(from, "the caller key is shorter than %d characters (make one with: openssl rand -base64 32)", minCallerKeyLen)
 			}
 			if keys[cl.Key] {
-				ps.add(key+".key_file", "another caller has the same key")
+				ps.add(from, "another caller has the same key")
 			}
 			keys[cl.Key] = true
 		}
@@ -773,13 +795,9 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// channelsOf lists the distinct channel IDs, in config order.
-func (c *Config) channelIDs() []string {
-	var ids []string
-	for _, ch := range c.Channels {
-		if !slices.Contains(ids, ch.ID) {
-			ids = append(ids, ch.ID)
-		}
+func cmpOrString(s, dflt string) string {
+	if s != "" {
+		return s
 	}
-	return ids
+	return dflt
 }

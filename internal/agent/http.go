@@ -186,7 +186,9 @@ func (a *Agent) serveV1(w http.ResponseWriter, r *http.Request, caller *callerKe
 		if err := json.Unmarshal(body, &in); err != nil || in.AccessToken == "" {
 			return a.fail(w, route, http.StatusBadRequest, "bad_request", `the body must be JSON {"access_token":"..."}`)
 		}
-		c.invalidate(r.Context(), in.AccessToken)
+		ictx, cancel := context.WithTimeout(r.Context(), tokenWait)
+		c.invalidate(ictx, in.AccessToken)
+		cancel()
 		w.Header().Set("Cache-Control", "no-store")
 		w.WriteHeader(http.StatusNoContent)
 		return answer{route: route, code: http.StatusNoContent}
