@@ -16,9 +16,9 @@ import (
 )
 
 const (
-	// FetchTimeout bounds a whole fetch, redirects and body included: LINE's
-	// file is served in well under a second, and a stalled host must fail
-	// a CI job, not hold it.
+	// FetchTimeout is the default bound on a whole fetch, redirects and body
+	// included ([ClientOptions.Timeout]): LINE's file is served in well
+	// under a second, and a stalled host must fail a CI job, not hold it.
 	FetchTimeout = 30 * time.Second
 	// MaxSpecBytes caps a fetched spec: LINE's file is about 15 KiB, so
 	// anything near 4 MiB is not it.
@@ -29,6 +29,9 @@ const (
 	dialTimeout = 10 * time.Second
 	// htmlSniffBytes is how much of a body is searched for an HTML start.
 	htmlSniffBytes = 512
+
+	// redactedMark stands for a URL's userinfo or a query value when shown.
+	redactedMark = "xxxxx"
 
 	httpsScheme = "https"
 	httpScheme  = "http"
@@ -53,12 +56,20 @@ type ClientOptions struct {
 	// Proxy picks a proxy per request, as http.Transport.Proxy; nil means
 	// none. The command passes http.ProxyFromEnvironment.
 	Proxy func(*http.Request) (*url.URL, error)
+	// Timeout bounds a whole fetch, redirects and body included; zero means
+	// FetchTimeout.
+	Timeout time.Duration
 }
 
 // NewHTTPClient returns the client [Fetch] uses: host names resolved by
-// opts.Resolver, FetchTimeout on the whole exchange, and every redirect
-// target checked as the URL is (https, or http to loopback only).
+// opts.Resolver, opts.Timeout (default FetchTimeout) on the whole exchange,
+// and every redirect target checked as the URL is (https, or http to
+// loopback only).
 func NewHTTPClient(opts ClientOptions) *http.Client {
+	timeout := FetchTimeout
+	if opts.Timeout > 0 {
+		timeout = opts.Timeout
+	}
 	var resolver Resolver = net.DefaultResolver
 	if opts.Resolver != nil {
 		resolver = opts.Resolver
@@ -96,12 +107,15 @@ func NewHTTPClient(opts ClientOptions) *http.Client {
 	}
 	return &http.Client{
 		Transport: transport,
-		Timeout:   FetchTimeout,
+		Timeout:   timeout,
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= maxRedirects {
 				return fmt.Errorf("more than %d redirects", maxRedirects)
 			}
-			return checkURL(req.URL)
+			if err := checkURL(req.URL); err != nil {
+				return fmt.Errorf("redirected to %s: %w", redactURL(req.URL), err)
+			}
+			return nil
 		},
 	}
 }
@@ -109,14 +123,59 @@ func NewHTTPClient(opts ClientOptions) *http.Client {
 // CheckURL reports why raw cannot be fetched, or nil: it must be https://,
 // or http:// to a loopback host (for tests).
 func CheckURL(raw string) error {
+	_, err := parseURL(raw)
+	return err
+}
+
+// parseURL parses and checks a URL to fetch. Its errors show the URL as
+// [Redact] does: an unparsable one not at all, since url.Parse's errors
+// quote it, and its password may be what broke it.
+func parseURL(raw string) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("specdiff: upstream URL: %w", err)
+		return nil, errors.New("specdiff: upstream URL: not a valid URL (not shown: it may hold a password; percent-encode special characters in a user name or password)")
 	}
 	if err := checkURL(u); err != nil {
-		return fmt.Errorf("specdiff: upstream URL %s: %w", u.Redacted(), err)
+		return nil, fmt.Errorf("specdiff: upstream URL %s: %w", redactURL(u), err)
 	}
-	return nil
+	return u, nil
+}
+
+// Redact returns the -upstream value raw as errors, output and reports may
+// show it. A file name is shown as it is. A URL is shown without its
+// userinfo or its query values, either of which may hold a token (a
+// password, a user name that is a token, or a raw-file host's ?token=);
+// an unparsable URL is not shown at all.
+func Redact(raw string) string {
+	if !IsURL(raw) {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(an unparsable URL, not shown)"
+	}
+	return redactURL(u)
+}
+
+// redactURL is u without its userinfo and query values, see [Redact].
+func redactURL(u *url.URL) string {
+	r := *u
+	if r.User != nil {
+		r.User = url.User(redactedMark)
+	}
+	if r.RawQuery != "" {
+		parts := strings.Split(r.RawQuery, "&")
+		for i, p := range parts {
+			if key, _, ok := strings.Cut(p, "="); ok {
+				parts[i] = key + "=" + redactedMark
+			} else if p != "" {
+				parts[i] = redactedMark // a bare value may be a token too
+			}
+		}
+		r.RawQuery = strings.Join(parts, "&")
+	}
+	r.ForceQuery = false
+	return r.String()
 }
 
 func checkURL(u *url.URL) error {
@@ -143,61 +202,74 @@ func isLoopback(host string) bool {
 }
 
 // Fetch downloads an upstream spec from rawURL with client (nil: a
-// [NewHTTPClient] with default options), within FetchTimeout and
-// MaxSpecBytes. Its errors say what went wrong: the host did not resolve,
-// the server answered other than 200, it sent an HTML page instead of
-// YAML, or the body is too large.
+// [NewHTTPClient] with default options), within the client's Timeout
+// (FetchTimeout if it has none) and MaxSpecBytes. Its errors say what went
+// wrong: the host did not resolve, no answer in time, the server answered
+// other than 200, it sent an HTML page instead of YAML, or the body is too
+// large. They show the URL as [Redact] does.
 func Fetch(ctx context.Context, client *http.Client, rawURL string) ([]byte, error) {
-	if err := CheckURL(rawURL); err != nil {
+	u, err := parseURL(rawURL)
+	if err != nil {
 		return nil, err
 	}
+	name := redactURL(u)
 	if client == nil {
 		client = NewHTTPClient(ClientOptions{})
 	}
-	ctx, cancel := context.WithTimeout(ctx, FetchTimeout)
+	timeout := FetchTimeout
+	if client.Timeout > 0 {
+		timeout = client.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return nil, fmt.Errorf("specdiff: fetch %s: %w", rawURL, err)
+		return nil, fmt.Errorf("specdiff: fetch %s: cannot make the request", name)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fetchError(rawURL, err)
+		return nil, fetchError(name, timeout, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("specdiff: fetch %s: HTTP %s, want 200 OK: check the URL (UPSTREAM_URL)", rawURL, resp.Status)
+		return nil, fmt.Errorf("specdiff: fetch %s: HTTP %s, want 200 OK: check the URL (UPSTREAM_URL)", name, resp.Status)
 	}
 	if resp.ContentLength > MaxSpecBytes {
-		return nil, tooLarge(rawURL, fmt.Sprintf("%d bytes", resp.ContentLength))
+		return nil, tooLarge(name, fmt.Sprintf("%d bytes", resp.ContentLength))
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxSpecBytes+1))
 	if err != nil {
-		return nil, fetchError(rawURL, err)
+		return nil, fetchError(name, timeout, err)
 	}
 	if len(data) > MaxSpecBytes {
-		return nil, tooLarge(rawURL, "more than that")
+		return nil, tooLarge(name, "more than that")
 	}
 	if isHTML(resp.Header.Get("Content-Type"), data) {
-		return nil, fmt.Errorf("specdiff: fetch %s: the server sent an HTML page, not the YAML spec (a login or error page, a proxy, or a web page URL rather than the raw file?)", rawURL)
+		return nil, fmt.Errorf("specdiff: fetch %s: the server sent an HTML page, not the YAML spec (a login or error page, a proxy, or a web page URL rather than the raw file?)", name)
 	}
 	return data, nil
 }
 
-func tooLarge(rawURL, size string) error {
-	return fmt.Errorf("specdiff: fetch %s: the body is larger than %d MiB (%s): not LINE's spec", rawURL, MaxSpecBytes>>20, size)
+func tooLarge(name, size string) error {
+	return fmt.Errorf("specdiff: fetch %s: the body is larger than %d MiB (%s): not LINE's spec", name, MaxSpecBytes>>20, size)
 }
 
-// fetchError names the failure class of a failed exchange.
-func fetchError(rawURL string, err error) error {
+// fetchError names the failure class of a failed exchange, for the URL
+// shown as name. It drops net/http's *url.Error wrapper, which quotes the
+// URL with its user name and query.
+func fetchError(name string, timeout time.Duration, err error) error {
+	cause := err
+	if urlErr, ok := errors.AsType[*url.Error](err); ok {
+		cause = urlErr.Err
+	}
 	var dnsErr *net.DNSError
 	switch {
 	case errors.As(err, &dnsErr):
-		return fmt.Errorf("specdiff: fetch %s: cannot resolve %s (DNS): is the network up? %w", rawURL, dnsErr.Name, dnsErr)
+		return fmt.Errorf("specdiff: fetch %s: cannot resolve %s (DNS): is the network up? %w", name, dnsErr.Name, dnsErr)
 	case errors.Is(err, context.DeadlineExceeded) || isTimeout(err):
-		return fmt.Errorf("specdiff: fetch %s: no complete answer within %s: %w", rawURL, FetchTimeout, err)
+		return fmt.Errorf("specdiff: fetch %s: timed out: no complete answer within %s: %w", name, timeout, cause)
 	default:
-		return fmt.Errorf("specdiff: fetch %s: %w", rawURL, err)
+		return fmt.Errorf("specdiff: fetch %s: %w", name, cause)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linetoken/linetoken/internal/specdiff"
 	"github.com/linetoken/linetoken/internal/testkit"
@@ -22,17 +23,50 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 // injected resolver maps it to the test server.
 const certHost = "example.com"
 
+// Secrets a URL may carry (UPSTREAM_URL in CI); no output shows them.
+const (
+	secretUser  = "ghp-user-token"
+	secretPass  = "s3cret-password"
+	secretQuery = "s3cret-query-token"
+)
+
+// withSecrets is base (scheme and host) with path, a user name and password
+// and a ?token= that must never be shown.
+func withSecrets(base, path string) string {
+	scheme, host, _ := strings.Cut(base, "://")
+	return scheme + "://" + secretUser + ":" + secretPass + "@" + host + path + "?token=" + secretQuery
+}
+
+// assertNoSecret fails if any text shows a secret of withSecrets.
+func assertNoSecret(t *testing.T, texts ...string) {
+	t.Helper()
+	for _, text := range texts {
+		for _, secret := range []string{secretUser, secretPass, secretQuery} {
+			if strings.Contains(text, secret) {
+				t.Errorf("output shows the URL's secret %q:\n%s", secret, text)
+			}
+		}
+	}
+}
+
 // tlsUpstream starts an httptest TLS server with handler and returns a
 // client that trusts it and resolves certHost to it (every other name is
 // "no such host", answered without DNS), and the server's https:// base URL
 // under certHost.
 func tlsUpstream(t *testing.T, handler http.Handler) (*http.Client, string) {
+	return tlsUpstreamWithin(t, handler, 0)
+}
+
+// tlsUpstreamWithin is tlsUpstream with the client's fetch timeout (0: the
+// default).
+func tlsUpstreamWithin(t *testing.T, handler http.Handler, timeout time.Duration) (*http.Client, string) {
 	t.Helper()
 	srv := httptest.NewTLSServer(handler)
 	t.Cleanup(srv.Close)
 	client := specdiff.NewHTTPClient(specdiff.ClientOptions{
 		Resolver: testkit.HostResolver{certHost: {"127.0.0.1"}},
 		TLS:      srv.Client().Transport.(*http.Transport).TLSClientConfig,
+		Timeout:  timeout,
 	})
 	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "https://"), ":")
 	return client, "https://" + certHost + ":" + port
@@ -85,58 +119,80 @@ func TestRunURLEqualsFile(t *testing.T) {
 }
 
 // TestRunURLFailures: each way a fetch fails is exit 2 with a message naming
-// it, and writes no report.
+// it, and writes no report. The URL carries a user name, password and
+// ?token=, which no message shows.
 func TestRunURLFailures(t *testing.T) {
 	f := newFixture(t)
 	ours := f.write("ours.yml", spec)
 	big := strings.Repeat("#", specdiff.MaxSpecBytes+1)
+	// stallTimeout is the client's timeout in the stall cases: long enough
+	// for a TLS handshake on a loaded machine, short for the test.
+	const stallTimeout = 500 * time.Millisecond
 	tests := []struct {
 		name       string
 		handler    http.HandlerFunc
 		host       string // default certHost
+		stall      bool   // after handler, block until the test ends
 		wantStderr string
 	}{
-		{"DNS failure", nil, "raw.invalid", "cannot resolve raw.invalid (DNS): is the network up?"},
+		{"DNS failure", nil, "raw.invalid", false, "cannot resolve raw.invalid (DNS): is the network up?"},
 		{"not found", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) },
-			"", "HTTP 404 Not Found, want 200 OK: check the URL (UPSTREAM_URL)"},
+			"", false, "HTTP 404 Not Found, want 200 OK: check the URL (UPSTREAM_URL)"},
 		{"server error", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusBadGateway) },
-			"", "HTTP 502 Bad Gateway, want 200 OK"},
+			"", false, "HTTP 502 Bad Gateway, want 200 OK"},
 		{"HTML by content type", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			fmt.Fprint(w, "<p>Sign in</p>")
-		}, "", "the server sent an HTML page, not the YAML spec"},
+		}, "", false, "the server sent an HTML page, not the YAML spec"},
 		{"HTML by content", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprint(w, "\n  <!DOCTYPE html>\n<html><body>blob view</body></html>")
-		}, "", "the server sent an HTML page, not the YAML spec"},
+		}, "", false, "the server sent an HTML page, not the YAML spec"},
 		{"too large by length", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
 			fmt.Fprint(w, big)
-		}, "", fmt.Sprintf("the body is larger than 4 MiB (%d bytes)", len(big))},
+		}, "", false, fmt.Sprintf("the body is larger than 4 MiB (%d bytes)", len(big))},
 		{"too large, streamed", func(w http.ResponseWriter, r *http.Request) {
 			for i := 0; i < len(big); i += 64 << 10 {
 				fmt.Fprint(w, big[i:min(i+64<<10, len(big))])
 				w.(http.Flusher).Flush() // chunked: no Content-Length
 			}
-		}, "", "the body is larger than 4 MiB (more than that)"},
+		}, "", false, "the body is larger than 4 MiB (more than that)"},
 		{"redirect to plain http", func(w http.ResponseWriter, r *http.Request) {
-			http.Redirect(w, r, "http://example.com/channel-access-token.yml", http.StatusFound)
-		}, "", "http:// is allowed only to a loopback host"},
+			http.Redirect(w, r, withSecrets("http://example.com", "/channel-access-token.yml"), http.StatusFound)
+		}, "", false, "redirected to http://xxxxx@example.com/channel-access-token.yml?token=xxxxx: http:// is allowed only to a loopback host"},
 		{"not a spec", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello: world\n") },
-			"", "not an OpenAPI 3 document"},
+			"", false, "not an OpenAPI 3 document"},
+		{"no answer", func(http.ResponseWriter, *http.Request) {}, "", true,
+			fmt.Sprintf("timed out: no complete answer within %s", stallTimeout)},
+		{"body stalls", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(spec)))
+			fmt.Fprint(w, spec[:len(spec)/2])
+			w.(http.Flusher).Flush()
+		}, "", true, fmt.Sprintf("timed out: no complete answer within %s", stallTimeout)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			requests := 0
-			client, base := tlsUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			release := make(chan struct{})
+			timeout := time.Duration(0) // the default
+			if tt.stall {
+				timeout = stallTimeout
+			}
+			client, base := tlsUpstreamWithin(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				requests++
 				tt.handler(w, r)
-			}))
+				if tt.stall {
+					<-release
+				}
+			}), timeout)
+			t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handler
 			if tt.host != "" {
 				base = "https://" + tt.host
 			}
 			report := f.path("report.md")
-			code, stdout, stderr := runWith(client, "-ours", ours, "-upstream", base+"/channel-access-token.yml", "-report", report)
+			code, stdout, stderr := runWith(client, "-ours", ours, "-upstream", withSecrets(base, "/channel-access-token.yml"), "-report", report)
+			assertNoSecret(t, stdout, stderr)
 			if code != exitUsage || stdout != "" {
 				t.Errorf("exit %d, stdout %q; want exit %d and no output", code, stdout, exitUsage)
 			}
@@ -165,6 +221,62 @@ func TestRunPlainHTTPToLoopback(t *testing.T) {
 	code, stdout, stderr := runWith(specdiff.NewHTTPClient(specdiff.ClientOptions{}), "-ours", f.write("ours.yml", spec), "-upstream", srv.URL+"/spec.yml", "-allow", "")
 	if code != exitOK || requests != 1 || !strings.HasPrefix(stdout, "spec-diff: ok: 1 operations compared with "+srv.URL) {
 		t.Errorf("exit %d, %d requests, stdout %q, stderr %q; want exit 0 after one request", code, requests, stdout, stderr)
+	}
+}
+
+// TestRunURLSecretsNotShown: a URL's user name, password and ?token= reach
+// the server but no output: not the ok line, the drift report (stdout and
+// -report), nor the error for a URL refused before any request.
+func TestRunURLSecretsNotShown(t *testing.T) {
+	f := newFixture(t)
+	ours := f.write("ours.yml", spec)
+	drifted := strings.Replace(spec, "in: query, required: true", "in: query, required: false", 1)
+	for _, tc := range []struct {
+		name, upstream string
+		args           []string
+		wantCode       int
+		wantStdout     string // with %s for the base URL
+	}{
+		{"clean", spec, nil, exitOK, "compared with https://xxxxx@%s/spec.yml?token=xxxxx;"},
+		{"drift, markdown report", drifted, []string{"-format", "markdown"}, exitDifferences,
+			"against `https://xxxxx@%s/spec.yml?token=xxxxx`"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gotUser, gotPass, gotQuery string
+			client, base := tlsUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotUser, gotPass, _ = r.BasicAuth()
+				gotQuery = r.URL.Query().Get("token")
+				fmt.Fprint(w, tc.upstream)
+			}))
+			report := f.path("report.md")
+			args := append([]string{"-ours", ours, "-upstream", withSecrets(base, "/spec.yml"), "-allow", "", "-report", report}, tc.args...)
+			code, stdout, stderr := runWith(client, args...)
+			written, _ := os.ReadFile(report) // absent when clean
+			assertNoSecret(t, stdout, stderr, string(written))
+			if gotUser != secretUser || gotPass != secretPass || gotQuery != secretQuery {
+				t.Errorf("server got user %q, password %q, token %q; want the URL's", gotUser, gotPass, gotQuery)
+			}
+			want := fmt.Sprintf(tc.wantStdout, strings.TrimPrefix(base, "https://"))
+			if code != tc.wantCode || !strings.Contains(stdout, want) {
+				t.Errorf("exit %d, stdout:\n%s\nstderr %q; want exit %d and %q", code, stdout, stderr, tc.wantCode, want)
+			}
+		})
+	}
+	for _, tc := range []struct{ name, url, wantStderr string }{
+		{"unparsable", "https://" + secretUser + ":" + secretPass + "/x@example.com/spec.yml",
+			"specdiff: upstream URL: not a valid URL (not shown: it may hold a password"},
+		{"bad scheme", "ftp://" + secretUser + ":" + secretPass + "@example.com/spec.yml?token=" + secretQuery,
+			"specdiff: upstream URL ftp://xxxxx@example.com/spec.yml?token=xxxxx: scheme \"ftp\": want https://"},
+		{"plain http to a remote host", "http://" + secretUser + ":" + secretPass + "@example.com/spec.yml?token=" + secretQuery,
+			"specdiff: upstream URL http://xxxxx@example.com/spec.yml?token=xxxxx: http:// is allowed only to a loopback host"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCmd("-ours", ours, "-upstream", tc.url)
+			assertNoSecret(t, stdout, stderr)
+			if code != exitUsage || !strings.HasPrefix(stderr, tc.wantStderr) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, exitUsage, tc.wantStderr)
+			}
+		})
 	}
 }
 

@@ -10,8 +10,9 @@
 //
 // -upstream is a file, or an https:// URL (http:// only to a loopback host)
 // fetched within 30 seconds and 4 MiB; a fetched spec is compared exactly
-// like a file. Its default is channel-access-token.yml in $UPSTREAM_DIR
-// (default ../shared/upstream).
+// like a file. Output and errors show a URL without its userinfo or query
+// values, which may hold a token. Its default is channel-access-token.yml
+// in $UPSTREAM_DIR (default ../shared/upstream).
 //
 // Exit status: 0 when every difference is allowed (or the upstream file is
 // absent outside CI), 1 on unexplained differences or stale allow-list
@@ -113,6 +114,7 @@ type options struct {
 }
 
 func compare(ctx context.Context, stdout, stderr io.Writer, client *http.Client, o options) int {
+	shown := specdiff.Redact(o.upstream) // a URL without its userinfo or query values
 	upstreamDoc, skip, err := loadUpstream(ctx, client, o.upstream)
 	switch {
 	case err != nil:
@@ -141,7 +143,7 @@ func compare(ctx context.Context, stdout, stderr io.Writer, client *http.Client,
 		return exitUsage
 	}
 	outcome := allowList.Apply(result.Differences)
-	report := specdiff.Report{Ours: o.ours, Upstream: o.upstream, Allow: o.allow, Operations: result.Operations}
+	report := specdiff.Report{Ours: o.ours, Upstream: shown, Allow: o.allow, Operations: result.Operations}
 	if o.format == formatMarkdown {
 		if err := outcome.Markdown(stdout, report); err != nil {
 			fmt.Fprintf(stderr, "specdiff: %v\n", err)
@@ -155,7 +157,7 @@ func compare(ctx context.Context, stdout, stderr io.Writer, client *http.Client,
 				entries = len(allowList.Entries)
 			}
 			fmt.Fprintf(stdout, "%s: ok: %d operations compared with %s; no unexplained differences, %d allowed deviations (%d entries in %s)\n",
-				programName, result.Operations, o.upstream, len(outcome.Allowed), entries, orNone(o.allow))
+				programName, result.Operations, shown, len(outcome.Allowed), entries, orNone(o.allow))
 		}
 		return exitOK
 	}
@@ -179,7 +181,7 @@ func loadUpstream(ctx context.Context, client *http.Client, source string) (doc 
 		if err != nil {
 			return nil, false, err
 		}
-		doc, err = specdiff.LoadData(source, data)
+		doc, err = specdiff.LoadData(specdiff.Redact(source), data)
 		return doc, false, err
 	}
 	if _, err := os.Stat(source); err != nil {
