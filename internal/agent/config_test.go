@@ -31,6 +31,8 @@ const (
 	inlinePassword = "INLINEPASSWORD1b3d5f7a9c1e3b5d7f9a"
 	urlPassword    = "URLPASSWORD6e8a0c2d4f6b8e0a2c4d6f8b"
 	kidOfConfig    = "3c1f4a2e-6b8d-4e0a-9c7b-5d3f1a2e4c6b"
+	// shortCallerKey is one character short of the 16 a caller key needs.
+	shortCallerKey = "SHORTKEY7c2e9a1"
 )
 
 // secretFiles is a directory of secret files and an environment for the
@@ -54,18 +56,19 @@ func newSecretFiles(tb testing.TB) *secretFiles {
 	}
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key.PrivateKey)})
 	s := &secretFiles{dir: tb.TempDir(), key: key, env: map[string]string{
-		"LINE_SECRET": envSecret, "LINE_KEY": string(priv), "CALLER_KEY": envCallerKey, "EMPTY": " ",
+		"LINE_SECRET": envSecret, "LINE_KEY": string(priv), "CALLER_KEY": envCallerKey, "EMPTY": " ", "SHORT_KEY": shortCallerKey,
 	}}
 	for name, data := range map[string][]byte{
 		"secret": []byte(fileSecret + "\n"), "key.jwk": priv, "key.pem": pemKey, "caller.key": []byte(fileCallerKey),
-		"redis.pw": []byte(filePassword), "empty": nil,
+		"short.key": []byte(shortCallerKey + "\n"),
+		"redis.pw":  []byte(filePassword), "empty": nil,
 	} {
 		if err := os.WriteFile(filepath.Join(s.dir, name), data, 0o600); err != nil {
 			tb.Fatal(err)
 		}
 	}
 	s.values = []string{fileSecret, envSecret, fileCallerKey, envCallerKey, filePassword, inlineSecret, inlineKey,
-		inlinePassword, urlPassword, string(priv), string(pemKey)}
+		inlinePassword, urlPassword, shortCallerKey, string(priv), string(pemKey)}
 	return s
 }
 
@@ -283,7 +286,11 @@ var configErrorCases = []struct {
 	{"inline Redis password", "store:\n  redis: redis://127.0.0.1:6379\n  password: " + inlinePassword + "\n" + okChannel, 3, "password_file or store.password_env"},
 	{"inline caller key", "callers:\n  - name: x\n    key: " + inlineKey + "\n" + okChannel, 3, "key_file or key_env"},
 	{"same id twice for one kind", okChannel + "  - id: \"1234567890\"\n    secret_file: @D@/secret\n    private_key_file: @D@/key.pem\n    key_id: k2\n", 7, "once per kind"},
-	{"short caller key", "callers:\n  - name: x\n    key_env: EMPTY\n" + okChannel, 3, "key_env"},
+	{"blank caller key_env", "callers:\n  - name: x\n    key_env: EMPTY\n" + okChannel, 3, "callers[0].key_env: the environment variable it names is unset or empty"},
+	{"caller key of 15 characters", "callers:\n  - name: x\n    key_file: @D@/short.key\n" + okChannel, 3, "callers[0].key_file: the caller key is shorter than 16"},
+	{"caller key of 15 characters by key_env", "callers:\n  - name: x\n    key_env: SHORT_KEY\n" + okChannel, 3, "callers[0].key_env: the caller key is shorter than 16"},
+	{"duplicate caller names", "callers:\n  - name: x\n    key_file: @D@/caller.key\n  - name: x\n    key_env: CALLER_KEY\n" + okChannel, 4, "callers[1].name: another caller has this name"},
+	{"duplicate caller keys", "callers:\n  - name: a\n    key_file: @D@/caller.key\n  - name: b\n    key_file: @D@/caller.key\n" + okChannel, 5, "callers[1].key_file: another caller has the same key"},
 	{"caller of an unknown channel", "callers:\n  - name: x\n    key_file: @D@/caller.key\n    channels: [\"999\"]\n" + okChannel, 4, "names no channel"},
 	{"non-loopback listen without callers", "listen: 0.0.0.0:7878\ninsecure_plaintext: true\n" + okChannel, 1, "needs callers"},
 	{"non-loopback listen without tls", "listen: 10.1.2.3:7878\ncallers:\n  - name: x\n    key_file: @D@/caller.key\n" + okChannel, 1, "tls"},

@@ -1,6 +1,16 @@
 package agent_test
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -377,4 +387,90 @@ func revokeAndReport(t *testing.T, r *running, srv *oauthtest.Server, id, access
 		t.Fatal(err)
 	}
 	r.invalidate(id, accessToken)
+}
+
+// TestTLSListener: with tls set, the listener speaks TLS with the
+// configured certificate: a client trusting it gets the token, a plain
+// HTTP request gets no token.
+func TestTLSListener(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	certFile, keyFile, pool := selfSignedCert(t)
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.TLS = &agent.TLSConfig{CertFile: certFile, KeyFile: keyFile}
+	})
+	r := startAgent(t, srv, cfg)
+	addr := strings.TrimPrefix(r.base, "http://")
+
+	plain := r.do("GET", "/v1/channels/"+ch.ID+"/token", "", agent.HeaderRequest, "1")
+	if plain.status == http.StatusOK || bytes.Contains(plain.body, []byte("access_token")) {
+		t.Errorf("a plain HTTP request to the TLS listener: %d %s", plain.status, plain.body)
+	}
+
+	r.base = "https://" + addr
+	r.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	tok := r.token(ch.ID, "")
+	if _, ok := srv.Lookup(tok.AccessToken); !ok {
+		t.Error("the TLS listener served no valid token")
+	}
+	// A client that does not trust the certificate cannot connect.
+	r.http.Transport = &http.Transport{}
+	if _, err := r.try("GET", "/healthz", ""); err == nil {
+		t.Error("a client not trusting the certificate reached the TLS listener")
+	}
+}
+
+// TestTLSCertNotACertificate: a cert_file that is no certificate is a
+// located config error that says why.
+func TestTLSCertNotACertificate(t *testing.T) {
+	s := newSecretFiles(t)
+	_, err := s.parse("tls:\n  cert_file: @D@/caller.key\n  key_file: @D@/key.pem\n" + okChannel)
+	wantConfigError(t, s, err, "agent.yaml", 2, "tls.cert_file: cannot load the certificate and key: ")
+	if err == nil {
+		return
+	}
+	_, reason, _ := strings.Cut(err.Error(), "cannot load the certificate and key: ")
+	if strings.Contains(err.Error(), "%!") || !strings.Contains(reason, "PEM") {
+		t.Errorf("the error does not say why: %v", err)
+	}
+}
+
+// selfSignedCert writes a self-signed certificate for 127.0.0.1 and its
+// key, and returns their paths and a pool trusting the certificate.
+func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "linetoken agent test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	for path, block := range map[string]*pem.Block{
+		certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "PRIVATE KEY", Bytes: kder},
+	} {
+		if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
 }

@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,4 +156,80 @@ func assertGone(t *testing.T, path string) {
 	if _, err := os.Lstat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("%s is left: %v", filepath.Base(path), err)
 	}
+}
+
+// TestSocketGroup: socket_group makes the socket the group's, mode 0660,
+// and it serves; a group that does not exist is a *ListenError, and no
+// socket is left.
+func TestSocketGroup(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	name, gid := socketGroup(t)
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Listen, c.Socket, c.SocketGroup = "", sock, name
+	})
+	r := startAgent(t, srv, cfg)
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Sys().(*syscall.Stat_t).Gid; got != gid {
+		t.Errorf("the socket's gid is %d, want %d (group %s)", got, gid, name)
+	}
+	assertMode(t, sock, 0o660)
+	r.base = "http://localhost"
+	r.http.Transport = unixTransport(sock)
+	if tok := r.token(ch.ID, ""); tok.AccessToken == "" {
+		t.Error("the socket served an empty token")
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+	assertGone(t, sock)
+
+	sock = filepath.Join(t.TempDir(), "agent.sock")
+	cfg = newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Listen, c.Socket, c.SocketGroup = "", sock, "linetoken-no-such-group"
+	})
+	_, err = launch(t, srv, cfg)
+	var le *agent.ListenError
+	if !errors.As(err, &le) || le.Addr != sock || !strings.Contains(err.Error(), "socket_group") {
+		t.Fatalf("Run with an unknown socket_group: %v, want a *ListenError naming socket_group", err)
+	}
+	assertGone(t, sock)
+}
+
+// socketGroup is a group the test process may give its socket, and its
+// gid: the process's primary group, or, where one is at hand, a group the
+// socket would not have by default (so that a chown left undone shows).
+func socketGroup(t *testing.T) (string, uint32) {
+	t.Helper()
+	primary := os.Getgid()
+	var cands []*user.Group
+	if os.Geteuid() == 0 { // root may give a file any group
+		for _, n := range []string{"daemon", "nogroup", "bin"} {
+			if g, err := user.LookupGroup(n); err == nil {
+				cands = append(cands, g)
+			}
+		}
+	}
+	if gids, err := os.Getgroups(); err == nil {
+		for _, id := range gids {
+			if g, err := user.LookupGroupId(strconv.Itoa(id)); err == nil {
+				cands = append(cands, g)
+			}
+		}
+	}
+	for _, g := range cands {
+		if g.Gid != strconv.Itoa(primary) {
+			gid, _ := strconv.Atoi(g.Gid)
+			return g.Name, uint32(gid)
+		}
+	}
+	g, err := user.LookupGroupId(strconv.Itoa(primary))
+	if err != nil {
+		t.Fatalf("the process's primary group %d has no name: %v", primary, err)
+	}
+	return g.Name, uint32(primary)
 }

@@ -173,25 +173,47 @@ func TestInvalidate(t *testing.T) {
 	if got := f.token(f.ch.ID, ""); got.AccessToken != t2.AccessToken {
 		t.Fatal("a token LINE accepts was dropped")
 	}
-	// A report of an old token is ignored.
-	f.invalidate(f.ch.ID, t1.AccessToken)
-
-	// Within 30s of the last invalidation, a refused token is kept.
+	// A report of an old token is ignored: the token served, the issues
+	// and the invalidations count stay as they were.
 	issued := f.srv.IssueCount(oauthtest.KindV21)
-	revokeAndReport(t, f.running, f.srv, f.ch.ID, t2.AccessToken)
-	if got := f.token(f.ch.ID, ""); got.AccessToken != t2.AccessToken || f.srv.IssueCount(oauthtest.KindV21) != issued {
-		t.Fatal("a second invalidation within 30s was not ignored")
+	f.invalidate(f.ch.ID, t1.AccessToken)
+	if got := f.token(f.ch.ID, ""); got.AccessToken != t2.AccessToken {
+		t.Fatal("a report of an old token changed the token served")
 	}
-	// After 31s it is accepted again.
-	f.srv.Advance(31 * time.Second)
-	f.invalidate(f.ch.ID, t2.AccessToken)
+	if got := f.srv.IssueCount(oauthtest.KindV21); got != issued {
+		t.Errorf("a report of an old token made %d issues", got-issued)
+	}
+	if got := f.metric("linetoken_token_invalidations_total", labels("channel", f.ch.ID, "kind", "v2.1")); got != 1 {
+		t.Errorf("invalidations %v after a report of an old token, want still 1", got)
+	}
+
+	// The report LINE refuted holds back further verifies for 5s only,
+	// not 30s: 6s later, a report of the token, now revoked, drops it.
+	f.srv.Advance(6 * time.Second)
+	revokeAndReport(t, f.running, f.srv, f.ch.ID, t2.AccessToken)
 	t3 := f.token(f.ch.ID, "")
 	if t3.AccessToken == t2.AccessToken || f.srv.IssueCount(oauthtest.KindV21) != issued+1 {
-		t.Fatal("an invalidation 31s later was ignored")
+		t.Fatal("a true report 6s after a false one was ignored")
 	}
 	sinkHolds(t, f.sink, t3.AccessToken)
-	if got := f.metric("linetoken_token_invalidations_total", labels("channel", f.ch.ID)); got != 2 {
-		t.Errorf("invalidations %v, want 2", got)
+
+	// Two drops are at least 30s apart: 6s after the last (past the 5s
+	// verify limit), a refused token is kept.
+	f.srv.Advance(6 * time.Second)
+	revokeAndReport(t, f.running, f.srv, f.ch.ID, t3.AccessToken)
+	if got := f.token(f.ch.ID, ""); got.AccessToken != t3.AccessToken || f.srv.IssueCount(oauthtest.KindV21) != issued+1 {
+		t.Fatal("a second drop within 30s of the last was not refused")
+	}
+	// 31s after the last drop it is accepted again.
+	f.srv.Advance(25 * time.Second)
+	f.invalidate(f.ch.ID, t3.AccessToken)
+	t4 := f.token(f.ch.ID, "")
+	if t4.AccessToken == t3.AccessToken || f.srv.IssueCount(oauthtest.KindV21) != issued+2 {
+		t.Fatal("an invalidation 31s after the last drop was ignored")
+	}
+	sinkHolds(t, f.sink, t4.AccessToken)
+	if got := f.metric("linetoken_token_invalidations_total", labels("channel", f.ch.ID)); got != 3 {
+		t.Errorf("invalidations %v, want 3", got)
 	}
 }
 
