@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,6 +83,9 @@ func TestActionlintCatchesMistakes(t *testing.T) {
 
 // workflow is the part of a workflow file these tests read.
 type workflow struct {
+	// On is the trigger: an event name, a list of them, or a map from
+	// event to its settings.
+	On          any               `yaml:"on"`
 	Permissions map[string]string `yaml:"permissions"`
 	Jobs        map[string]struct {
 		Steps []struct {
@@ -100,9 +104,14 @@ func readWorkflow(t *testing.T, path string) workflow {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return parseWorkflow(t, path, data)
+}
+
+func parseWorkflow(t *testing.T, name string, data []byte) workflow {
+	t.Helper()
 	var w workflow
 	if err := yaml.Unmarshal(data, &w); err != nil {
-		t.Fatalf("%s: %v", path, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return w
 }
@@ -260,13 +269,40 @@ func TestMakeTargetCheckCatchesMissing(t *testing.T) {
 	}
 }
 
-// TestWorkflowsAsSpecified pins what issue 10 asks of the two workflows
-// beyond what actionlint checks.
-func TestWorkflowsAsSpecified(t *testing.T) {
-	ci := readWorkflow(t, workflowPath("ci.yml"))
-	steps := ci.Jobs["test"].Steps
+// events returns a workflow's trigger events, each with its settings (nil
+// for none), whichever of the three forms "on:" takes.
+func events(w workflow) map[string]any {
+	out := map[string]any{}
+	switch on := w.On.(type) {
+	case string:
+		out[on] = nil
+	case []any:
+		for _, e := range on {
+			out[fmt.Sprint(e)] = nil
+		}
+	case map[string]any:
+		maps.Copy(out, on)
+	}
+	return out
+}
+
+// weeklyCron matches a cron schedule that fires once a week: a fixed
+// minute, hour and weekday, any day of the month and month.
+var weeklyCron = regexp.MustCompile(`^[0-9]{1,2} [0-9]{1,2} \* \* ([0-7]|(?i:sun|mon|tue|wed|thu|fri|sat))$`)
+
+// ciProblems says how ci.yml departs from issue 10: it runs on push and
+// pull_request; sets Go up from go.mod; checks out line/line-openapi at the
+// pinned commit; runs .ci/run with CI=true and UPSTREAM_DIR there.
+func ciProblems(w workflow) []string {
+	var problems []string
+	on := events(w)
+	for _, e := range []string{"push", "pull_request"} {
+		if _, ok := on[e]; !ok {
+			problems = append(problems, "does not run on "+e)
+		}
+	}
 	var runsCI, setsGo, checksOutUpstream bool
-	for _, s := range steps {
+	for _, s := range w.Jobs["test"].Steps {
 		switch {
 		case strings.HasPrefix(s.Uses, "actions/setup-go@"):
 			setsGo = strings.HasSuffix(s.With["go-version-file"], "go.mod")
@@ -276,25 +312,116 @@ func TestWorkflowsAsSpecified(t *testing.T) {
 			runsCI = strings.HasSuffix(s.Env[upstream.DirEnv], "/line-openapi") && s.Env[upstream.CIEnvVar] == "true"
 		}
 	}
-	if !runsCI || !setsGo || !checksOutUpstream {
-		t.Errorf("ci.yml: runs .ci/run with UPSTREAM_DIR and CI=true %v, Go from go.mod %v, line/line-openapi at the pinned commit %v; want all", runsCI, setsGo, checksOutUpstream)
+	if !runsCI {
+		problems = append(problems, "job test does not run bash .ci/run with UPSTREAM_DIR (the line-openapi checkout) and CI=true")
 	}
-	drift := readWorkflow(t, workflowPath("spec-drift.yml"))
-	if want := map[string]string{"contents": "read", "issues": "write"}; !mapsEqual(drift.Permissions, want) {
-		t.Errorf("spec-drift.yml permissions = %v, want exactly %v", drift.Permissions, want)
+	if !setsGo {
+		problems = append(problems, "job test does not set Go up from go.mod (go-version-file)")
+	}
+	if !checksOutUpstream {
+		problems = append(problems, "job test does not check out line/line-openapi at the pinned commit")
+	}
+	return problems
+}
+
+// driftProblems says how spec-drift.yml departs from issue 10: it runs on
+// one weekly schedule and workflow_dispatch, nothing else, with permissions
+// contents: read and issues: write only. The problems are sorted.
+func driftProblems(w workflow) []string {
+	var problems []string
+	on := events(w)
+	if _, ok := on["workflow_dispatch"]; !ok {
+		problems = append(problems, "does not run on workflow_dispatch")
+	}
+	schedule, _ := on["schedule"].([]any)
+	if len(schedule) != 1 {
+		problems = append(problems, fmt.Sprintf("has %d schedules, want one weekly cron", len(schedule)))
+	}
+	for _, entry := range schedule {
+		cron, _ := entry.(map[string]any)["cron"].(string)
+		if !weeklyCron.MatchString(cron) {
+			problems = append(problems, fmt.Sprintf("schedule cron %q is not weekly", cron))
+		}
+	}
+	for e := range on {
+		if e != "schedule" && e != "workflow_dispatch" {
+			problems = append(problems, "also runs on "+e)
+		}
+	}
+	if want := map[string]string{"contents": "read", "issues": "write"}; !maps.Equal(w.Permissions, want) {
+		problems = append(problems, fmt.Sprintf("permissions %v, want exactly %v", w.Permissions, want))
+	}
+	slices.Sort(problems) // map order
+	return problems
+}
+
+// TestWorkflowsAsSpecified pins what issue 10 asks of the two workflows
+// beyond what actionlint checks.
+func TestWorkflowsAsSpecified(t *testing.T) {
+	if p := ciProblems(readWorkflow(t, workflowPath("ci.yml"))); len(p) > 0 {
+		t.Errorf("ci.yml: %q", p)
+	}
+	if p := driftProblems(readWorkflow(t, workflowPath("spec-drift.yml"))); len(p) > 0 {
+		t.Errorf("spec-drift.yml: %q", p)
 	}
 }
 
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
+// TestWorkflowChecksCatchMutations: the checks above fail on each way a
+// workflow could depart from the issue (an exact edit of the real file),
+// and accept other spellings of the same triggers.
+func TestWorkflowChecksCatchMutations(t *testing.T) {
+	const (
+		ciOn    = "on:\n  push:\n  pull_request:\n"
+		driftOn = "  schedule:\n    - cron: \"23 5 * * 1\" # Mondays 05:23 UTC\n  workflow_dispatch:\n"
+	)
+	tests := []struct {
+		file, name, old, new string
+		check                func(workflow) []string
+		want                 []string // nil: no problem
+	}{
+		{"ci.yml", "list form", ciOn, "on: [push, pull_request]\n", ciProblems, nil},
+		{"ci.yml", "push to main only is still push", ciOn, "on:\n  push: {branches: [main]}\n  pull_request:\n", ciProblems, nil},
+		{"ci.yml", "no push", ciOn, "on:\n  pull_request:\n", ciProblems, []string{"does not run on push"}},
+		{"ci.yml", "no pull_request", ciOn, "on: push\n", ciProblems, []string{"does not run on pull_request"}},
+		{"ci.yml", "manual only", ciOn, "on: workflow_dispatch\n", ciProblems, []string{"does not run on push", "does not run on pull_request"}},
+		{"ci.yml", "Go not from go.mod", "go-version-file: linetoken/go.mod", "go-version: stable", ciProblems,
+			[]string{"job test does not set Go up from go.mod (go-version-file)"}},
+		{"ci.yml", "upstream at main", "ref: ${{ steps.upstream.outputs.commit }}", "ref: main", ciProblems,
+			[]string{"job test does not check out line/line-openapi at the pinned commit"}},
+		{"ci.yml", "no CI=true", `CI: "true"`, `CI: "false"`, ciProblems,
+			[]string{"job test does not run bash .ci/run with UPSTREAM_DIR (the line-openapi checkout) and CI=true"}},
+		{"spec-drift.yml", "weekday by name", `cron: "23 5 * * 1"`, `cron: "23 5 * * MON"`, driftProblems, nil},
+		{"spec-drift.yml", "daily", `cron: "23 5 * * 1"`, `cron: "23 5 * * *"`, driftProblems,
+			[]string{`schedule cron "23 5 * * *" is not weekly`}},
+		{"spec-drift.yml", "twice a week", `cron: "23 5 * * 1"`, `cron: "23 5 * * 1,4"`, driftProblems,
+			[]string{`schedule cron "23 5 * * 1,4" is not weekly`}},
+		{"spec-drift.yml", "hourly on Mondays", `cron: "23 5 * * 1"`, `cron: "23 * * * MON"`, driftProblems,
+			[]string{`schedule cron "23 * * * MON" is not weekly`}},
+		{"spec-drift.yml", "two schedules", "    - cron: \"23 5 * * 1\"", "    - cron: \"0 0 * * 3\"\n    - cron: \"23 5 * * 1\"", driftProblems,
+			[]string{"has 2 schedules, want one weekly cron"}},
+		{"spec-drift.yml", "no schedule", driftOn, "  workflow_dispatch:\n", driftProblems,
+			[]string{"has 0 schedules, want one weekly cron"}},
+		{"spec-drift.yml", "no workflow_dispatch", "  workflow_dispatch:\n", "", driftProblems,
+			[]string{"does not run on workflow_dispatch"}},
+		{"spec-drift.yml", "also on push", driftOn, driftOn + "  push:\n", driftProblems, []string{"also runs on push"}},
+		{"spec-drift.yml", "more permissions", "  issues: write\n", "  issues: write\n  pull-requests: write\n", driftProblems,
+			[]string{"permissions map[contents:read issues:write pull-requests:write], want exactly map[contents:read issues:write]"}},
 	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
+	for _, tt := range tests {
+		t.Run(tt.file+"/"+tt.name, func(t *testing.T) {
+			data, err := os.ReadFile(workflowPath(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := strings.Count(string(data), tt.old); n != 1 {
+				t.Fatalf("%q occurs %d times in %s, want 1", tt.old, n, tt.file)
+			}
+			mutated := strings.Replace(string(data), tt.old, tt.new, 1)
+			if got := tt.check(parseWorkflow(t, tt.file, []byte(mutated))); !slices.Equal(got, tt.want) {
+				t.Errorf("problems %q, want %q", got, tt.want)
+			}
+		})
 	}
-	return true
 }
 
 // commitPattern is a full git commit hash.
