@@ -88,14 +88,26 @@ func importPaths(t *testing.T, root string) map[string]string {
 	return paths
 }
 
+// goDirective finds a go.mod's go directive: "go 1.26.0" is "1.26.0".
+var goDirective = regexp.MustCompile(`(?m)^go[ \t]+([0-9][^\s/]*)[ \t]*(?://.*)?$`)
+
 // scratchModule writes a module in a temporary folder that requires this
 // module through a replace directive to root, plus line-bot-sdk-go at the
-// examples module's version, and returns the folder.
+// examples module's version, and returns the folder. Its go directive is
+// root's go.mod's.
 func scratchModule(t *testing.T, root string) string {
 	t.Helper()
 	absRoot, err := filepath.Abs(root)
 	if err != nil {
 		t.Fatal(err)
+	}
+	rootMod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := goDirective.FindSubmatch(rootMod)
+	if goVersion == nil {
+		t.Fatalf("%s has no go directive", filepath.Join(root, "go.mod"))
 	}
 	examples, err := os.ReadFile(filepath.Join(root, "examples", "go.mod"))
 	if err != nil {
@@ -106,8 +118,8 @@ func scratchModule(t *testing.T, root string) string {
 		t.Fatal("examples/go.mod does not require line-bot-sdk-go/v8")
 	}
 	dir := t.TempDir()
-	mod := fmt.Sprintf("module readmecheck.example\n\ngo 1.26.0\n\nrequire (\n\t%s v0.0.0-00010101000000-000000000000\n\t%s %s\n)\n\nreplace %s => %s\n",
-		modulePath, sdk[1], sdk[2], modulePath, absRoot)
+	mod := fmt.Sprintf("module readmecheck.example\n\ngo %s\n\nrequire (\n\t%s v0.0.0-00010101000000-000000000000\n\t%s %s\n)\n\nreplace %s => %s\n",
+		goVersion[1], modulePath, sdk[1], sdk[2], modulePath, absRoot)
 	var sum bytes.Buffer
 	for _, f := range []string{"go.sum", "examples/go.sum"} {
 		data, err := os.ReadFile(filepath.Join(root, f))
@@ -323,5 +335,32 @@ func TestCheckRunsTestBlocks(t *testing.T) {
 	}
 	if strings.Contains(problems, "declared and not used") || strings.Contains(problems, "go vet") {
 		t.Errorf("the fragment did not compile:\n%s", problems)
+	}
+}
+
+// TestScratchModuleFollowsGoMod: the scratch module's go directive is the
+// root go.mod's, whatever version that names.
+func TestScratchModuleFollowsGoMod(t *testing.T) {
+	root := t.TempDir()
+	for name, text := range map[string]string{
+		"go.mod":          "module " + modulePath + "\n\ngo 1.25.3 // pinned\n\ntoolchain go1.26.8\n",
+		"go.sum":          "",
+		"examples/go.mod": "module examples\n\ngo 1.25.3\n\nrequire (\n\tgithub.com/line/line-bot-sdk-go/v8 v8.9.9\n)\n",
+		"examples/go.sum": "",
+	} {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mod, err := os.ReadFile(filepath.Join(scratchModule(t, root), "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(mod), "\ngo 1.25.3\n") || !strings.Contains(string(mod), "github.com/line/line-bot-sdk-go/v8 v8.9.9") {
+		t.Errorf("scratch go.mod:\n%s\nwant go 1.25.3 and the examples' line-bot-sdk-go v8.9.9", mod)
 	}
 }
