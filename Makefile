@@ -9,6 +9,9 @@ export UPSTREAM_DIR := $(abspath $(UPSTREAM_DIR))
 UPSTREAM   ?= $(UPSTREAM_DIR)/channel-access-token.yml
 # UPSTREAM_URL: LINE's current file, for spec-drift.
 UPSTREAM_URL ?= https://raw.githubusercontent.com/line/line-openapi/main/channel-access-token.yml
+# passed to specdiff through the environment, so make never echoes it (a
+# private mirror's URL may carry a token)
+spec-drift: export UPSTREAM_URL_VALUE = $(UPSTREAM_URL)
 # SPECDIFF_FLAGS: extra specdiff flags, e.g. -format markdown, -report FILE.
 SPECDIFF   = $(GO) run ./internal/cmd/specdiff -ours $(SPEC) -allow api/spec-diff-allow.yml $(SPECDIFF_FLAGS)
 WORKFLOWS  := .github/workflows/ci.yml .github/workflows/spec-drift.yml
@@ -40,7 +43,8 @@ spec-diff:
 
 ## spec-drift: compare our spec with LINE's current file (UPSTREAM_URL); needs the network, never skips; on drift specdiff -report FILE writes the report
 spec-drift:
-	$(SPECDIFF) -upstream $(UPSTREAM_URL)
+	@echo 'spec-drift: specdiff -upstream <UPSTREAM_URL> (shown redacted by specdiff)'
+	@$(SPECDIFF) -upstream "$$UPSTREAM_URL_VALUE"
 
 ## lint-workflows: actionlint on the GitHub Actions workflows
 lint-workflows:
