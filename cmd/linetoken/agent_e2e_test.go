@@ -16,9 +16,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -961,6 +963,11 @@ func TestAgentExitCodes(t *testing.T) {
 			[]string{"cannot listen on " + taken.Addr().String()}},
 		{"socket path not a socket", w.env, []string{"--listen", "", "--socket", notSocket}, exitFailure,
 			[]string{"cannot listen on " + notSocket}},
+		{"unknown socket_group", nil, []string{"--config", yaml("group.yaml", "listen: 127.0.0.1:0\nsocket: "+filepath.Join(w.dir, "g.sock")+
+			"\nsocket_group: linetoken-no-such-group\n"+chanYAML)}, exitFailure,
+			[]string{"cannot listen on " + filepath.Join(w.dir, "g.sock"), "socket_group"}},
+		{"store.file not creatable", nil, []string{"--config", yaml("store.yaml", "listen: 127.0.0.1:0\nstore:\n  file: "+filepath.Join(notSocket, "tokens.json")+"\n"+chanYAML)}, exitUsage,
+			[]string{filepath.Join(w.dir, "store.yaml") + ":3: store.file: "}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runAgentToExit(t, c.env, c.args...)
@@ -996,4 +1003,234 @@ func runAgentToExit(t *testing.T, env map[string]string, args ...string) result 
 		t.Fatalf("the agent did not exit within %v\n--- stderr:\n%s", agentRunLimit, errb.String())
 	}
 	return result{cmd.ProcessState.ExitCode(), out.String(), errb.String()}
+}
+
+// devPrinted is what `linetoken agent --dev` prints once it listens.
+type devPrinted struct {
+	header, value string // the header of the curl command
+	tokenURL      string
+	channel       string
+	sink          string
+	metricsURL    string
+}
+
+var (
+	devCurlRE    = regexp.MustCompile(`(?m)^\s*curl -s -H '([^:']+): ([^']*)' (http://\S+/v1/channels/(\d+)/token)$`)
+	devSinkRE    = regexp.MustCompile(`(?m)^The sink file \(replaced at every rotation\): (\S+)$`)
+	devMetricsRE = regexp.MustCompile(`(?m)^Metrics: (http://\S+/metrics)\s`)
+)
+
+// TestAgentDev: `linetoken agent --dev --listen 127.0.0.1:0` prints a curl
+// command, a sink path and a metrics URL that work: the command's URL and
+// header fetch a token, the sink holds that token, the metrics URL serves
+// the agent's metrics. SIGINT makes it exit 0 within 20 s, its sink's
+// temp directory removed.
+func TestAgentDev(t *testing.T) {
+	p := startAgent(t, 1, nil, "--dev", "--listen", "127.0.0.1:0")
+	testkit.Eventually(t, agentStartLimit, "the --dev instructions printed", func() bool {
+		return p.exited() || devMetricsRE.MatchString(p.stdout.String())
+	})
+	out := p.stdout.String()
+	curl, sink, metrics := devCurlRE.FindStringSubmatch(out), devSinkRE.FindStringSubmatch(out), devMetricsRE.FindStringSubmatch(out)
+	if curl == nil || sink == nil || metrics == nil {
+		t.Fatalf("--dev did not print a curl command, the sink path and the metrics URL\n%s", p.output())
+	}
+	d := devPrinted{header: curl[1], value: curl[2], tokenURL: curl[3], channel: curl[4], sink: sink[1], metricsURL: metrics[1]}
+	if !strings.HasPrefix(d.tokenURL, p.base+"/") || !strings.HasPrefix(d.metricsURL, p.base+"/") {
+		t.Errorf("the printed URLs %s and %s are not on the listener %s", d.tokenURL, d.metricsURL, p.base)
+	}
+	p.waitReady()
+
+	code, b := p.get(p.client, d.tokenURL, "", map[string]string{d.header: d.value})
+	if code != http.StatusOK {
+		t.Fatalf("the printed curl command: %d %s", code, b)
+	}
+	var tok tokenAnswer
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&tok); err != nil || tok.AccessToken == "" || tok.TokenType != "Bearer" || tok.Kind != "v2.1" || tok.ExpiresIn <= 0 {
+		t.Fatalf("the printed curl command got no token (%v): %s", err, b)
+	}
+	if got, err := os.ReadFile(d.sink); err != nil || string(got) != tok.AccessToken {
+		t.Errorf("the printed sink holds %d bytes (%v), not the token served", len(got), err)
+	}
+
+	code, b = p.get(p.client, d.metricsURL, "", nil)
+	if code != http.StatusOK {
+		t.Fatalf("the printed metrics URL: %d", code)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the printed metrics URL serves no Prometheus text: %v", err)
+	}
+	wantMetric(t, fams, "linetoken_token_refreshes_total", map[string]string{"channel": d.channel, "kind": "v2.1", "result": "issued"}, 1)
+	wantMetric(t, fams, "linetoken_sink_writes_total", map[string]string{"channel": d.channel, "kind": "v2.1", "result": "ok"}, 1)
+
+	dir := filepath.Dir(d.sink)
+	if !strings.HasPrefix(filepath.Base(dir), "linetoken-agent-dev-") {
+		t.Fatalf("the sink %s is not in a --dev temp directory", d.sink)
+	}
+	code, took := p.stop(os.Interrupt)
+	if code != exitOK {
+		t.Errorf("exit %d after SIGINT, want 0\n%s", code, p.output())
+	}
+	if took > 20*time.Second {
+		t.Errorf("the shutdown took %v, more than 20s", took)
+	}
+	if _, err := os.Lstat(dir); !os.IsNotExist(err) {
+		t.Errorf("the --dev sink directory is left after exit: %v", err)
+		_ = os.RemoveAll(dir)
+	}
+}
+
+// TestAgentRequestInFlightAtSIGTERM: a GET waiting for the first token
+// (the fake holds the agent's issue request) when SIGTERM arrives still
+// gets its 200 and the token, and the agent then exits 0, having revoked
+// that token.
+func TestAgentRequestInFlightAtSIGTERM(t *testing.T) {
+	f := newFixture(t)
+	// Shorter than the 5 s a GET waits for a refresh, long enough for
+	// SIGTERM to arrive while it waits.
+	const issueDelay = 4 * time.Second
+	f.srv.InjectFault(1, oauthtest.Fault{Path: "/oauth2/v2.1/token", Delay: issueDelay})
+	p := startAgent(t, 1, f.env, "--listen", "127.0.0.1:0")
+	testkit.Eventually(t, agentStartLimit, "the agent's issue request held at the fake", func() bool {
+		return f.srv.Stats().IssueRequests[oauthtest.KindV21] == 1
+	})
+
+	type answer struct {
+		code int
+		body []byte
+		err  error
+	}
+	wrote, answered := make(chan struct{}), make(chan answer, 1)
+	go func() {
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }}
+		hr, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, p.base+tokenPath(f.ch.ID, ""), nil)
+		hr.Header.Set("X-Linetoken-Request", "1")
+		resp, err := p.client.Do(hr)
+		if err != nil {
+			answered <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		answered <- answer{resp.StatusCode, b, err}
+	}()
+	select {
+	case <-wrote:
+	case a := <-answered:
+		t.Fatalf("the GET failed before it was sent: %v", a.err)
+	case <-time.After(agentStartLimit):
+		t.Fatal("the GET was not sent")
+	}
+	// No token exists until the fake answers the issue: the GET waits.
+	select {
+	case a := <-answered:
+		t.Fatalf("the GET was answered before SIGTERM (%d %s): the machine took longer than %v", a.code, a.body, issueDelay)
+	default:
+	}
+	if n := f.srv.IssueCount(oauthtest.KindV21); n != 0 {
+		t.Fatalf("the issue ended before SIGTERM (the machine took longer than %v)", issueDelay)
+	}
+
+	code, took := p.stop(syscall.SIGTERM)
+	if code != exitOK {
+		t.Errorf("exit %d after SIGTERM, want 0\n%s", code, p.output())
+	}
+	if took > 20*time.Second {
+		t.Errorf("the shutdown took %v, more than 20s", took)
+	}
+	var a answer
+	select {
+	case a = <-answered:
+	case <-time.After(agentStopLimit):
+		t.Fatal("the GET in flight was never answered")
+	}
+	if a.err != nil || a.code != http.StatusOK {
+		t.Fatalf("the GET in flight at SIGTERM: %d %s (%v)", a.code, a.body, a.err)
+	}
+	var tok tokenAnswer
+	if err := json.Unmarshal(a.body, &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("the GET in flight got no token: %s", a.body)
+	}
+	// The token served is the one issued, revoked at exit (memory store).
+	if n := f.srv.IssueCount(oauthtest.KindV21); n != 1 {
+		t.Errorf("%d v2.1 tokens issued, want 1", n)
+	}
+	revoked := false
+	for _, r := range f.srv.Requests() {
+		if r.Path == "/oauth2/v2.1/revoke" && r.Status == http.StatusOK && r.Form.Get("access_token") == tok.AccessToken {
+			revoked = true
+		}
+	}
+	if !revoked {
+		t.Error("the token served to the GET in flight is not the one the agent issued and revoked at exit")
+	}
+}
+
+// TestAgentEnvModeStoreFileJSONSinkLifetime: env mode's --store-file (the
+// file holds the token's entry; a second agent started later on the same
+// file serves that token without an issue), --sink-format json (the sink
+// holds the API's object) and --lifetime 2h (the token lives 2 h, at the
+// agent and at the fake).
+func TestAgentEnvModeStoreFileJSONSinkLifetime(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	store, sink := filepath.Join(dir, "state", "tokens.json"), filepath.Join(dir, "token.json")
+	p := startAgent(t, 1, f.env, "--listen", "127.0.0.1:0", "--store-file", store,
+		"--sink", sink, "--sink-format", "json", "--lifetime", "2h")
+	p.waitReady()
+	tok := p.token(p.client, p.base, f.ch.ID, "", "", f.srv)
+
+	const lifetime, slack = 2 * time.Hour, 2 * time.Minute
+	if d := time.Duration(tok.ExpiresIn) * time.Second; d > lifetime || d < lifetime-slack {
+		t.Errorf("expires_in %d, want about %d (--lifetime 2h)", tok.ExpiresIn, int(lifetime.Seconds()))
+	}
+	if info, ok := f.srv.Lookup(tok.AccessToken); !ok {
+		t.Error("the token served is not valid at the fake")
+	} else if left := time.Until(info.Expiry); left > lifetime || left < lifetime-slack {
+		t.Errorf("the fake says the token expires in %v, want about 2h", left)
+	}
+
+	b, err := os.ReadFile(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jt := checkTokenJSON(t, b, f.ch.ID, "v2.1", f.srv); jt.AccessToken != tok.AccessToken || jt.Expiry != tok.Expiry || jt.KeyID != tok.KeyID {
+		t.Errorf("the json sink holds another token than the one served")
+	}
+
+	b, err = os.ReadFile(store)
+	if err != nil {
+		t.Fatalf("--store-file made no file: %v", err)
+	}
+	var file struct {
+		Entries map[string]json.RawMessage `json:"entries"`
+	}
+	if err := json.Unmarshal(b, &file); err != nil {
+		t.Fatalf("the store file is not the FileStore's JSON: %v", err)
+	}
+	if e := file.Entries[oauth.StoreKey(f.ch.ID, oauth.KindV21)]; !bytes.Contains(e, []byte(tok.AccessToken)) {
+		t.Errorf("the store file has no entry holding the token for %s", oauth.StoreKey(f.ch.ID, oauth.KindV21))
+	}
+	if code, _ := p.stop(syscall.SIGTERM); code != exitOK {
+		t.Errorf("exit %d after SIGTERM\n%s", code, p.output())
+	}
+	if _, ok := f.srv.Lookup(tok.AccessToken); !ok {
+		t.Fatal("the agent revoked a token kept in a shared --store-file at exit")
+	}
+
+	p2 := startAgent(t, 1, f.env, "--listen", "127.0.0.1:0", "--store-file", store)
+	p2.waitReady()
+	if tok2 := p2.token(p2.client, p2.base, f.ch.ID, "", "", f.srv); tok2.AccessToken != tok.AccessToken {
+		t.Error("a second agent on the same --store-file serves another token")
+	}
+	if n := f.srv.IssueCount(oauthtest.KindV21); n != 1 {
+		t.Errorf("%d v2.1 tokens issued, want 1 (the second agent should load the first's)", n)
+	}
+	if code, _ := p2.stop(syscall.SIGTERM); code != exitOK {
+		t.Errorf("the second agent: exit %d after SIGTERM\n%s", code, p2.output())
+	}
 }
