@@ -78,6 +78,7 @@ type Agent struct {
 	hosts    map[string]bool
 	private  bool          // memory store: Close revokes every token
 	slotsNow chan struct{} // a token was issued: poll the key-ID list now
+	closed   sync.Once     // closeAll runs once: at Run's end or at Close
 	closeRDB func() error
 }
 
@@ -205,7 +206,7 @@ type listener struct {
 func (a *Agent) Run(ctx context.Context) error {
 	ls, err := a.listen()
 	if err != nil {
-		a.closeAll(context.Background())
+		_ = a.Close()
 		return err
 	}
 	for _, l := range ls {
@@ -252,7 +253,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	dcancel()
 	stopKeepers()
 	wg.Wait()
-	a.closeAll(stopCtx)
+	a.closed.Do(func() { a.closeAll(stopCtx) })
 	for _, l := range ls {
 		if l.socket != "" {
 			if err := os.Remove(l.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -263,6 +264,21 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.LogAttrs(context.Background(), slog.LevelInfo, "agent: stopped")
 	return runErr
+}
+
+// Close releases an agent that New made and Run never ran (or that Run
+// has finished with): it closes the TokenSources, revoking memory-store
+// tokens as Run does at exit, and the store's client. After Run it does
+// nothing. It is for tests and embedders that serve the agent's handler
+// themselves; the error is always nil (failures are logged, as at Run's
+// exit).
+func (a *Agent) Close() error {
+	a.closed.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		a.closeAll(ctx)
+	})
+	return nil
 }
 
 // closeAll closes every TokenSource in parallel, within ctx: with a

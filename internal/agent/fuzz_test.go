@@ -117,6 +117,7 @@ func newFuzzAgent(tb testing.TB) *fuzzAgent {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { _ = a.Close() })
 	fa := &fuzzAgent{a: a}
 	for _, kind := range []string{"v2.1", "short-lived"} {
 		rec := fa.serve("GET", "/v1/channels/"+fuzzChanA+"/token", "127.0.0.1", "", "1", keyAll, kind, nil)
