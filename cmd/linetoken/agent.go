@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -227,7 +226,7 @@ func envAgentConfig(e *env, s *settings, typ, lifetime string, lifetimeSet bool,
 		ch.Lifetime = life
 	}
 	if sinkPath != "" {
-		ch.Sinks = []agent.Sink{{Path: sinkPath, Format: sinkFormat, Mode: 0o600}}
+		ch.Sinks = []agent.Sink{{Path: sinkPath, Format: sinkFormat}}
 	}
 	return &agent.Config{BaseURL: oc.BaseURL, Channels: []agent.Channel{ch}}, nil
 }
@@ -297,7 +296,7 @@ func devSetup(e *env, listen string) (*agent.Config, agent.Options, func(string)
 		Listen: listen, BaseURL: srv.URL(),
 		Channels: []agent.Channel{{
 			ID: ch.ID, Kind: oauth.KindV21, Secret: agent.Secret(ch.Secret), Key: ch.Key,
-			Sinks: []agent.Sink{{Path: sinkPath, Format: "raw", Mode: fs.FileMode(0o600)}},
+			Sinks: []agent.Sink{{Path: sinkPath, Format: "raw"}},
 		}},
 	}
 	info := func(addr string) {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -92,8 +93,8 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	opts.PollInterval = cmpOr(opts.PollInterval, defaultPollInterval)
-	opts.SlotsInterval = cmpOr(opts.SlotsInterval, defaultSlotsInterval)
+	opts.PollInterval = cmp.Or(opts.PollInterval, defaultPollInterval)
+	opts.SlotsInterval = cmp.Or(opts.SlotsInterval, defaultSlotsInterval)
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, m: newMetrics(), byID: map[string][]*channel{},
 		hosts: map[string]bool{"127.0.0.1": true, "::1": true, "localhost": true}, slotsNow: make(chan struct{}, 1)}
 	a.mh = a.m.handler()
@@ -157,13 +158,6 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.byID[cc.ID] = append(a.byID[cc.ID], c)
 	}
 	return a, nil
-}
-
-func cmpOr(d, dflt time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return dflt
 }
 
 func (a *Agent) now() time.Time { return a.opts.Clock() }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -524,7 +525,7 @@ func (r *rawConfig) build(f *ast.File, getenv func(string) string, ps *problems)
 		ch.RefreshBefore = parseDuration(ps, key+".refresh_before", c.RefreshBefore)
 		for j, s := range c.Sinks {
 			skey := fmt.Sprintf("%s.sinks[%d]", key, j)
-			sink := Sink{Path: s.Path, Format: s.Format, Mode: defaultSinkMode}
+			sink := Sink{Path: s.Path, Format: s.Format} // Validate sets the default mode
 			if s.Mode != "" {
 				if n, ok := nodeAt(f, skey+".mode").(*ast.StringNode); !ok || n.Token == nil ||
 					(n.Token.Type != token.SingleQuoteType && n.Token.Type != token.DoubleQuoteType) {
@@ -688,7 +689,7 @@ func (c *Config) validateCallers(ps *problems) {
 		}
 		names[cl.Name] = true
 		if cl.Key != "" {
-			from := key + "." + cmpOrString(cl.keyFrom, "key_file")
+			from := key + "." + cmp.Or(cl.keyFrom, "key_file")
 			if len(cl.Key) < minCallerKeyLen {
 				ps.add(from, "the caller key is shorter than %d characters (make one with: openssl rand -base64 32)", minCallerKeyLen)
 			}
@@ -793,11 +794,4 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(strings.Trim(host, "[]"))
 	return ip != nil && ip.IsLoopback()
-}
-
-func cmpOrString(s, dflt string) string {
-	if s != "" {
-		return s
-	}
-	return dflt
 }

@@ -64,7 +64,7 @@ type answer struct {
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ans := a.serve(w, r)
-	a.m.requests.WithLabelValues(ans.route, strconv.Itoa(ans.code)).Inc()
+	a.m.request(ans.route, ans.code)
 	if a.log.Enabled(r.Context(), slog.LevelDebug) {
 		a.log.LogAttrs(r.Context(), slog.LevelDebug, "agent: request",
 			slog.String("method", r.Method), slog.String("route", ans.route), slog.Int("code", ans.code),
@@ -157,7 +157,7 @@ func (a *Agent) serveV1(w http.ResponseWriter, r *http.Request, caller *callerKe
 		return a.fail(w, route, http.StatusNotFound, "unknown_channel", "the agent serves no such channel")
 	}
 	c := chs[0]
-	if k := r.URL.Query().Get("kind"); k != "" {
+	if k := kindParam(r); k != "" {
 		kind, ok := ParseKind(k)
 		if !ok {
 			return a.fail(w, route, http.StatusBadRequest, "bad_request", "kind must be v2.1, short-lived or stateless")
@@ -211,6 +211,15 @@ func (a *Agent) serveV1(w http.ResponseWriter, r *http.Request, caller *callerKe
 		_, _ = w.Write(buf)
 	}
 	return answer{route: route, code: http.StatusOK}
+}
+
+// kindParam is the ?kind= query parameter; a request without a query
+// (the usual one) parses none.
+func kindParam(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return r.URL.Query().Get("kind")
 }
 
 // readyz answers 200 when every channel holds a valid token and every

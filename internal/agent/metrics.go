@@ -2,6 +2,8 @@ package agent
 
 import (
 	"net/http"
+	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,6 +21,8 @@ type metrics struct {
 	invalidations *prometheus.CounterVec
 	sinkWrites    *prometheus.CounterVec
 	requests      *prometheus.CounterVec
+	requestsMu    sync.RWMutex
+	requestsBy    map[requestKey]prometheus.Counter // requests' children, so a request neither formats its code nor hashes its labels
 	slots         *prometheus.GaugeVec
 	ready         *prometheus.GaugeVec
 }
@@ -31,7 +35,7 @@ const (
 )
 
 func newMetrics() *metrics {
-	m := &metrics{reg: prometheus.NewRegistry()}
+	m := &metrics{reg: prometheus.NewRegistry(), requestsBy: map[requestKey]prometheus.Counter{}}
 	m.expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "linetoken_token_expiry_timestamp_seconds",
 		Help: "When the token served for the channel and kind expires (Unix seconds).",
@@ -63,6 +67,27 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests, m.slots, m.ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// requestKey is one child of linetoken_http_requests_total.
+type requestKey struct {
+	route string
+	code  int
+}
+
+// request counts one answered request.
+func (m *metrics) request(route string, code int) {
+	k := requestKey{route, code}
+	m.requestsMu.RLock()
+	c, ok := m.requestsBy[k]
+	m.requestsMu.RUnlock()
+	if !ok {
+		c = m.requests.WithLabelValues(route, strconv.Itoa(code))
+		m.requestsMu.Lock()
+		m.requestsBy[k] = c
+		m.requestsMu.Unlock()
+	}
+	c.Inc()
 }
 
 func (m *metrics) handler() http.Handler {

@@ -31,9 +31,6 @@ func (s *sink) current(accessToken string) bool {
 func (s *sink) write(accessToken string, content []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.written == accessToken && !s.failing {
-		return nil
-	}
 	err := writeAtomic(s.Path, content, s.Mode)
 	s.failing = err != nil
 	if err == nil {
