@@ -206,7 +206,7 @@ func (c *channel) writeSinks(ctx context.Context, s *served) {
 		} else {
 			content = []byte(s.tok.AccessToken)
 		}
-		err := sk.write(s.tok.AccessToken, content)
+		err := writeAtomic(sk.Path, content, sk.Mode) // only this keeper writes sk
 		result := "ok"
 		if err != nil {
 			result = "error"
@@ -217,6 +217,7 @@ func (c *channel) writeSinks(ctx context.Context, s *served) {
 				slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("path", sk.Path), slog.String("key_id", s.tok.KeyID))
 		}
 		c.a.m.sinkWrites.WithLabelValues(c.id, c.kindS, result).Inc()
+		sk.record(s.tok.AccessToken, err)
 	}
 }
 

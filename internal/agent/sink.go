@@ -26,17 +26,16 @@ func (s *sink) current(accessToken string) bool {
 	return !s.failing && s.written == accessToken && accessToken != ""
 }
 
-// write replaces the file with content, which carries accessToken. Its
-// error names the file, never the content.
-func (s *sink) write(accessToken string, content []byte) error {
+// record notes the outcome of writing accessToken to the file: current
+// (for /readyz) once written, failing otherwise. The caller counts the
+// write first, so that a sink /readyz calls current is already counted.
+func (s *sink) record(accessToken string, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := writeAtomic(s.Path, content, s.Mode)
 	s.failing = err != nil
 	if err == nil {
 		s.written = accessToken
 	}
-	return err
 }
 
 // remove deletes the file (at exit, after its token was revoked).
