@@ -23,6 +23,12 @@ type Transport struct {
 	Source *TokenSource
 	// Base sends the requests; nil means http.DefaultTransport.
 	Base http.RoundTripper
+	// Invalidate, when set, is called instead of Source.Invalidate with
+	// the token LINE answered 401 to, for a caller that limits how often
+	// a 401 may cause a refresh (the token agent's proxy does). The retry
+	// follows only if Source then returns another token. nil means
+	// Source.Invalidate.
+	Invalidate func(ctx context.Context, accessToken string)
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -47,7 +53,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	t.Source.Invalidate(tok.AccessToken)
+	if t.Invalidate != nil {
+		t.Invalidate(req.Context(), tok.AccessToken)
+	} else {
+		t.Source.Invalidate(tok.AccessToken)
+	}
 	var body io.ReadCloser
 	if req.Body != nil && req.Body != http.NoBody {
 		if req.GetBody == nil {

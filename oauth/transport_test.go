@@ -116,6 +116,51 @@ func TestTransport(t *testing.T) {
 	}
 }
 
+// TestTransportInvalidateHook: with Transport.Invalidate set, a 401 calls
+// it (not Source.Invalidate) with the refused token, and the request is
+// sent again only if the hook made Source give another token.
+func TestTransportInvalidateHook(t *testing.T) {
+	is := newIssuer(t)
+	ts := newSource(t, clientFor(t, is.URL, newFakeClock()), oauth.TokenSourceOptions{Kind: oauth.KindShortLived})
+	api := newMessagingAPI(t)
+	ctx := context.Background()
+	tok, err := ts.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported []string
+	drop := false
+	hc := &http.Client{Transport: &oauth.Transport{Source: ts, Invalidate: func(_ context.Context, accessToken string) {
+		reported = append(reported, accessToken)
+		if drop {
+			ts.Invalidate(accessToken)
+		}
+	}}}
+	none := "nobody-valid"
+	api.valid.Store(&none)
+	resp, err := hc.Get(api.URL + "/v2/bot/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || api.calls.Load() != 1 || len(reported) != 1 || reported[0] != tok.AccessToken || is.issues.Load() != 1 {
+		t.Fatalf("hook keeps the token: status %d, %d calls, %d reports (the refused token: %v), %d issues; want the 401 after 1 call, 1 report of the token, no new issue",
+			resp.StatusCode, api.calls.Load(), len(reported), len(reported) == 1 && reported[0] == tok.AccessToken, is.issues.Load())
+	}
+	drop = true
+	next := "issued-token-2"
+	api.valid.Store(&next)
+	resp, err = hc.Get(api.URL + "/v2/bot/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || api.calls.Load() != 3 || len(reported) != 2 || is.issues.Load() != 2 {
+		t.Errorf("hook drops the token: status %d, %d calls, %d reports, %d issues; want 200 after a retry with a new token",
+			resp.StatusCode, api.calls.Load(), len(reported), is.issues.Load())
+	}
+}
+
 func TestTransportWithoutToken(t *testing.T) {
 	is := newIssuer(t)
 	is.fail.Store(400)
