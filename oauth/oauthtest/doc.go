@@ -2,6 +2,9 @@
 // API (LINE reference, "Channel access token"), for linetoken's tests and
 // for its users' tests. It serves all eight operations on a loopback port
 // and enforces LINE's rules with LINE's documented statuses and bodies.
+// It also serves the few Messaging API operations a proxy in front of
+// LINE needs (see "Messaging API"): message sends with retry keys, bot
+// info and content, behind Bearer tokens it issued.
 //
 //	srv := oauthtest.NewServer()
 //	defer srv.Close()
@@ -25,6 +28,109 @@
 // '/' and '=', as LINE's are. Every channel has a long-lived token
 // ([Server.LongLivedToken]) that never expires: verify reports about
 // 3138007490 seconds left.
+//
+// # Messaging API
+//
+// The fake plays two hosts, as LINE does (../../../shared/LINE-MESSAGING-API.md,
+// "Hosts"). [Server.URL] plays api.line.me and [Server.DataURL], a second
+// loopback listener, plays api-data.line.me. The data host's paths are
+// GET /v2/bot/message/{messageId}/content (also /content/preview and
+// /content/transcoding), GET and POST /v2/bot/richmenu/{richMenuId}/content
+// and POST and PUT /v2/bot/audienceGroup/upload/byFile; whatever the
+// method, they answer 404 {"message":"Not found"} at URL, and every other
+// path (the token API included) answers the same at DataURL. Such a
+// request is logged and counted in Stats.Requests but takes no fault.
+// [Server.ServeHTTP], which fake-server serves on its one --addr (a proxy
+// uses it as both api_url and data_url), serves every path. Both
+// listeners share one state, clock, fault queue and request log; a
+// [Request]'s Host tells them apart.
+//
+// Operations served:
+//
+//	POST /v2/bot/message/push        200 {"sentMessages":[{"id","quoteToken"}...]}, one per message
+//	POST /v2/bot/message/multicast   200 {}
+//	POST /v2/bot/message/narrowcast  202 {}
+//	POST /v2/bot/message/broadcast   200 {}
+//	GET  /v2/bot/info                200 {"userId","basicId","displayName","pictureUrl","chatMode","markAsReadMode"} ([BotFor])
+//	GET  /v2/bot/message/{messageId}/content    (data host) 200 application/octet-stream, test-only sizes below
+//	POST /v2/bot/richmenu/{richMenuId}/content  (data host) 200 {}, the body counted ([Server.Uploads])
+//
+// Every request to a path under /v2/bot/ is checked in this order, the
+// first failure answering:
+//
+//  1. Authorization: one header "Bearer <token>" (the scheme in any
+//     case), else 401 {"message":"Authorization header required. Must
+//     follow the scheme, 'Authorization: Bearer <ACCESS TOKEN>'"}; the
+//     token one this server issued and valid now by its clock ([Server.Lookup]:
+//     v2.1, short-lived, stateless or long-lived; not expired, not
+//     revoked), else 401 {"message":"Authentication failed. Confirm that
+//     the access token in the authorization header is valid."}. The
+//     token's channel is the request's: its bot, its sends, its retry keys.
+//  2. X-Line-Retry-Key, when present: on anything but a POST to the four
+//     send paths, 400 {"message":"X-Line-Retry-Key is only supported by
+//     push, multicast, narrowcast and broadcast"}; more than one header,
+//     or one that is not a UUID in its 36-character 8-4-4-4-12 hex form
+//     (either case), 400 {"message":"X-Line-Retry-Key must be a UUID in
+//     hexadecimal form (8-4-4-4-12)"}.
+//  3. The operation: any other method and path, 404 {"message":"Not found"}.
+//  4. The body: a send's is read up to 2 MiB, an upload's counted up to
+//     64 MiB (never kept), any other discarded up to 64 KiB; longer, 413
+//     {"message":"Request Entity Too Large"}; a body that breaks off, 400
+//     {"message":"The request body could not be read"}.
+//  5. A send: Content-Type application/json (a charset parameter is
+//     fine), else 400 {"message":"Content-Type must be application/json"};
+//     a JSON object, else 400 {"message":"The request body could not be
+//     parsed as JSON"}; then "messages" an array of 1 to 5 JSON objects,
+//     each with a non-empty string "type"; for push, "to" a non-empty
+//     string; for multicast, "to" an array of 1 to 500 non-empty strings.
+//     Other members are not checked. Every broken rule is one detail of
+//     one 400 in LINE's shape: {"message":"The request body has N
+//     error(s)","details":[{"message":"...","property":"..."}]}, with
+//     property messages, messages[i], messages[i].type, to or to[i] and
+//     message "Must be specified", "Must be an array", "Size must be
+//     between 1 and 5", "Must be a JSON object", "Must be a non-empty
+//     string", "Must be an array of strings" or "Size must be between 1
+//     and 500".
+//  6. The retry key: a send whose key this channel had accepted less than
+//     24 hours ago by the server's clock answers 409 {"message":"The
+//     retry key is already accepted"} with X-Line-Accepted-Request-Id,
+//     the X-Line-Request-Id the accepting answer carried, and for push
+//     the accepted push's sentMessages (none when the key was accepted by
+//     another send path). Otherwise the send is accepted: recorded
+//     ([Server.Sends], [WithOnSend]) and its key remembered for 24 hours.
+//     Checking and accepting are one step under the server's lock: of
+//     concurrent sends with one key, exactly one is accepted. Keys are
+//     compared as UUIDs (so case does not matter), per channel, across
+//     the four send paths.
+//
+// Test-only content sizes: the content of message "bytes-<N>" (N in
+// decimal, 0 to 1 GiB; [ContentMessageID]) is N bytes, answered with
+// Content-Length N and written from one fixed 32 KiB chunk, so no size
+// is ever held whole. Byte i is [ContentByte](i); [VerifyContent] checks
+// a body. Any other message ID answers 404 {"message":"Not found"}.
+//
+// Faults ([Server.InjectFault]) apply to these paths as to the token
+// API, matched by [Fault].Path and, when set, [Fault].RetryKey. A fault
+// with AfterAccept applies after the request is processed: a valid send
+// is accepted and recorded, then the fault answers (Status and Body),
+// drops the connection, or waits Delay before the normal answer: the
+// cases retry keys exist for. [Server.FaultSends] schedules faults per
+// retry key and attempt ("the first N attempts of every key"); it is
+// consulted only when no queued fault matched. Stats.Faulted counts both.
+// Requests are logged like the token API's, Authorization REDACTED.
+//
+// Choices where LINE documents nothing, for the Messaging API, each with
+// its reason. The texts of the 400s for a retry key, a Content-Type, an
+// unreadable body and the body details are this fake's: LINE documents
+// the statuses and the body shape. Why: a failing test is readable; a
+// client acts on the status. The 2 MiB, 64 MiB and 64 KiB caps are this
+// fake's: LINE documents none. Why: bodies are read with a cap. A wrong
+// method answers 404 {"message":"Not found"}, not 405. Why: the fake
+// routes by method and path, as LINE's router appears to. A body is
+// checked after the token and the retry key's form, and a repeated key
+// after the body. Why: a 400 or 401 never depends on what was accepted,
+// and a proxy resends the same body. Answers carry X-Line-Request-Id and
+// Cache-Control: no-store, as the token API's do.
 //
 // # Rules enforced
 //
@@ -135,7 +241,7 @@
 //     required; an X-Line-Retry-Key header: 400 invalid_request
 //     "X-Line-Retry-Key is not supported by this endpoint". Why: LINE
 //     documents the refusal, not its text.
-//   - Any other path: 404 {"message":"Not Found"}; a wrong method: 405
+//   - Any other path outside /v2/bot/: 404 {"message":"Not Found"}; a wrong method: 405
 //     {"message":"Method Not Allowed"} with Allow; a body over 64 KiB:
 //     413 {"message":"Request Entity Too Large"}. Why: LINE's {"message"}
 //     shape, with the HTTP status text.
@@ -183,8 +289,10 @@
 // its TestClientWireFormat checks, from [Server.Requests], the wire format
 // that oauth's own TestWireFormat checks against a hand-written server.
 //
-// [Server.Requests] logs every request (method, path, content type, query,
-// form, headers, status); [Server.Stats] and [Server.IssueCount] count
+// [Server.Requests] logs every request (method, path, host, content type,
+// query, form, headers, status, request ID); [Server.Sends],
+// [Server.Uploads] and [Server.SendAttempts] hold what the Messaging API
+// accepted and saw; [Server.Stats] and [Server.IssueCount] count
 // requests and tokens; [Server.ActiveTokens] counts v2.1 slots in use;
 // [Server.InjectFault] and its shorthands ([Server.FailNext],
 // [Server.HTMLNext], [Server.DelayNext], [Server.DropNext]) make the next

@@ -1,6 +1,7 @@
 package oauthtest
 
 import (
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -58,6 +59,12 @@ type response struct {
 	contentType string // "" means application/json
 	header      http.Header
 	fault       bool
+	// requestID is the X-Line-Request-Id to answer; "" makes one.
+	requestID string
+	// stream, when set, writes a body of length bytes instead of body or
+	// raw (content downloads, never held whole).
+	stream func(w io.Writer)
+	length int64
 }
 
 // errorBody is LINE's error JSON: OAuth style or {"message"}.

@@ -42,6 +42,15 @@ type Fault struct {
 	ContentType string
 	// Header is added to the answer, e.g. Retry-After.
 	Header http.Header
+	// RetryKey limits the fault to requests whose X-Line-Retry-Key header
+	// is exactly this value; "" matches every request.
+	RetryKey string
+	// AfterAccept applies the fault after the request is processed: a
+	// valid send is accepted and recorded ([Server.Sends]) first, then
+	// Status and Body, or Drop, replace the answer, or Delay is waited
+	// before the normal answer ("accepted but slow"). Without it a fault
+	// answers before anything is processed or accepted.
+	AfterAccept bool
 }
 
 type pendingFault struct {
@@ -49,8 +58,9 @@ type pendingFault struct {
 	left int
 }
 
-// InjectFault makes the next n requests matching f.Path answer f. Faults
-// queue: a request takes the first pending fault whose Path matches. A
+// InjectFault makes the next n requests matching f.Path (and f.RetryKey)
+// answer f. Faults queue: a request takes the first pending fault whose
+// Path and RetryKey match. A
 // request the client's transport resends by itself (Go resends a GET on
 // a reused connection that closed) takes a fault of its own.
 func (s *Server) InjectFault(n int, f Fault) {
@@ -105,9 +115,9 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
-func (s *Server) takeFaultLocked(path string) (Fault, bool) {
+func (s *Server) takeFaultLocked(path, retryKey string) (Fault, bool) {
 	for i, p := range s.faults {
-		if p.f.Path != "" && p.f.Path != path {
+		if p.f.Path != "" && p.f.Path != path || p.f.RetryKey != "" && p.f.RetryKey != retryKey {
 			continue
 		}
 		p.left--
@@ -128,17 +138,25 @@ type Request struct {
 	Method string
 	// Path is the URL path.
 	Path string
+	// Host is the Host the request named (the listener's host:port):
+	// [Server.URL] and [Server.DataURL] differ by port.
+	Host string
 	// ContentType is the Content-Type header.
 	ContentType string
 	// Query is the URL query.
 	Query url.Values
-	// Form is the body parsed as a form; nil for a GET without a body.
+	// Form is the body parsed as a form; nil for a GET without a body
+	// and for every Messaging API path (whose bodies are JSON or content:
+	// [Server.Sends] and [Server.Uploads] hold what was accepted).
 	Form url.Values
 	// Header is the request's header (Authorization included, if sent).
 	Header http.Header
 	// Status is the status answered; 0 when the connection was dropped or
 	// the client left during a delay.
 	Status int
+	// RequestID is the X-Line-Request-Id answered; "" for a fault's
+	// answer, which carries none, and when nothing was answered.
+	RequestID string
 	// Fault reports that an injected fault applied.
 	Fault bool
 }
@@ -237,68 +255,146 @@ func cloneValues(v url.Values) url.Values {
 	return url.Values(http.Header(v).Clone())
 }
 
-// ServeHTTP answers one request: it reads the body (at most 64 KiB),
-// applies a pending fault, logs the request and answers it. It is what
-// the server's listener runs; tests can also mount it elsewhere.
-func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
+// ServeHTTP answers one request for any path: the token API, the
+// Messaging API and its content paths, as fake-server serves them all on
+// one address. It reads the body (at most 64 KiB on token paths; see the
+// package doc for the Messaging API's caps), applies a pending fault, logs
+// the request and answers it. Tests can mount it elsewhere; the server's
+// own listeners split the paths by host ([Server.URL], [Server.DataURL]).
+func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) { s.serve(w, hr, hostAll) }
+
+// exchange is one request, read and ready to be processed.
+type exchange struct {
+	// issueKind is the kind an issue endpoint issues (counted in
+	// Stats.IssueRequests); 0 otherwise.
+	issueKind Kind
+	// send: a POST to one of the four send paths; channelID is its
+	// token's channel ("" for a token not valid), which with the retry
+	// key names its attempt count.
+	send      bool
+	channelID string
+	// process answers the request; requestID is the X-Line-Request-Id
+	// it will carry. It returns the send it accepted, if any.
+	process func(requestID string) (response, *Send)
+}
+
+func (s *Server) serve(w http.ResponseWriter, hr *http.Request, host hostRole) {
 	rec := Request{
 		Time:        s.Now(),
 		Method:      hr.Method,
 		Path:        hr.URL.Path,
+		Host:        hr.Host,
 		ContentType: hr.Header.Get("Content-Type"),
 		Query:       hr.URL.Query(),
 		Header:      hr.Header.Clone(),
 	}
+	requestID := randomHex(requestIDBytes)
+	var ex exchange
+	switch {
+	case !host.serves(hr.URL.Path):
+		ex.process = func(string) (response, *Send) { return messageError(http.StatusNotFound, msgNotFound), nil }
+	case isMessagingPath(hr.URL.Path):
+		ex = s.readMessaging(w, hr)
+	default:
+		ex = s.readToken(w, hr, &rec)
+	}
+	retryKey := hr.Header.Get(headerRetryKey)
+
+	s.mu.Lock()
+	s.stats.Requests++
+	if ex.issueKind != 0 {
+		s.stats.IssueRequests[ex.issueKind]++
+	}
+	attempt := 0
+	if ex.send && retryKey != "" {
+		k := attemptKey{channelID: ex.channelID, retryKey: retryKey}
+		s.attempts[k]++
+		attempt = s.attempts[k]
+	}
+	var f Fault
+	faulted := false
+	if host.serves(hr.URL.Path) {
+		f, faulted = s.takeFaultLocked(hr.URL.Path, retryKey)
+	}
+	schedule := s.faultSends
+	s.mu.Unlock()
+	if !faulted && attempt > 0 && schedule != nil {
+		// Outside the lock: the schedule may call the server.
+		if f, faulted = schedule(retryKey, attempt); faulted {
+			f.Header = f.Header.Clone()
+			s.mu.Lock()
+			s.stats.Faulted++
+			s.mu.Unlock()
+		}
+	} else if faulted {
+		s.mu.Lock()
+		s.stats.Faulted++
+		s.mu.Unlock()
+	}
+	rec.Fault = faulted
+
+	if faulted && !f.AfterAccept && !s.applyFault(w, hr, &rec, f) {
+		return
+	}
+	r, sent := ex.process(requestID)
+	if sent != nil && s.opts.onSend != nil {
+		s.opts.onSend(sent.clone()) // before the answer: a client with its answer finds the send reported
+	}
+	if faulted && f.AfterAccept && !s.applyFault(w, hr, &rec, f) {
+		return
+	}
+	r.requestID = requestID
+	rec.Status, rec.RequestID = r.status, requestID
+	s.record(rec)
+	s.write(w, r)
+}
+
+// readToken reads a token API request: a body of at most 64 KiB, parsed
+// as a form.
+func (s *Server) readToken(w http.ResponseWriter, hr *http.Request, rec *Request) exchange {
 	body, readErr := io.ReadAll(http.MaxBytesReader(w, hr.Body, maxRequestBody))
 	form, formErr := url.ParseQuery(string(body))
 	if readErr == nil && (len(body) > 0 || hr.Method == http.MethodPost) {
 		rec.Form = form
 	}
-
-	s.mu.Lock()
-	s.stats.Requests++
-	if rt, found := routeFor(hr.URL.Path); found && rt.kind != 0 && hr.Method == rt.method {
-		s.stats.IssueRequests[rt.kind]++
+	var ex exchange
+	if rt, found := routeFor(hr.URL.Path); found && hr.Method == rt.method {
+		ex.issueKind = rt.kind
 	}
-	f, faulted := s.takeFaultLocked(hr.URL.Path)
-	if faulted {
-		s.stats.Faulted++
-	}
-	s.mu.Unlock()
-	rec.Fault = faulted
-
-	if faulted {
-		if f.Delay > 0 && !s.wait(hr.Context(), f.Delay) {
-			s.record(rec)
-			return
+	ex.process = func(string) (response, *Send) {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(readErr, &tooLarge):
+			return messageError(http.StatusRequestEntityTooLarge, "Request Entity Too Large"), nil
+		case readErr != nil:
+			return badRequest(descBadParams), nil
 		}
-		if f.Drop {
-			s.record(rec)
-			drop(w)
-			return
-		}
-		if f.Status != 0 {
-			r := response{status: f.Status, raw: []byte(f.Body), contentType: f.ContentType, header: f.Header, fault: true}
-			rec.Status = r.status
-			s.record(rec)
-			s.write(w, r)
-			return
-		}
+		return s.dispatch(hr, form, formErr, s.Now()), nil
 	}
+	return ex
+}
 
-	var r response
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(readErr, &tooLarge):
-		r = messageError(http.StatusRequestEntityTooLarge, "Request Entity Too Large")
-	case readErr != nil:
-		r = badRequest(descBadParams)
-	default:
-		r = s.dispatch(hr, form, formErr, s.Now())
+// applyFault applies f to the request: it waits f.Delay, then drops the
+// connection or answers f.Status. It reports whether the request is still
+// to be answered normally (a fault with only a Delay that passed).
+func (s *Server) applyFault(w http.ResponseWriter, hr *http.Request, rec *Request, f Fault) bool {
+	if f.Delay > 0 && !s.wait(hr.Context(), f.Delay) {
+		s.record(*rec)
+		return false
 	}
+	if f.Drop {
+		s.record(*rec)
+		drop(w)
+		return false
+	}
+	if f.Status == 0 {
+		return true
+	}
+	r := response{status: f.Status, raw: []byte(f.Body), contentType: f.ContentType, header: f.Header, fault: true}
 	rec.Status = r.status
-	s.record(rec)
+	s.record(*rec)
 	s.write(w, r)
+	return false
 }
 
 // record appends to the request log. It runs before the answer is
@@ -336,8 +432,18 @@ func (s *Server) write(w http.ResponseWriter, r response) {
 		h.Set("Content-Type", ct)
 	}
 	if !r.fault {
-		h.Set(headerRequestID, randomHex(requestIDBytes))
+		id := r.requestID
+		if id == "" {
+			id = randomHex(requestIDBytes)
+		}
+		h.Set(headerRequestID, id)
 		h.Set("Cache-Control", "no-store")
+	}
+	if r.stream != nil {
+		h.Set("Content-Length", strconv.FormatInt(r.length, 10))
+		w.WriteHeader(r.status)
+		r.stream(w)
+		return
 	}
 	data := r.raw
 	if data == nil && r.body != nil {

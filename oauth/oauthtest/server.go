@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http"
 	"net/http/httptest"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,7 @@ type Option func(*options)
 
 type options struct {
 	shortLivedPerSecond int
+	onSend              func(Send)
 }
 
 // WithShortLivedRateLimit makes the short-lived issue endpoint answer 429
@@ -111,12 +113,14 @@ func WithShortLivedRateLimit(n int) Option {
 // It is safe for concurrent use. Create it with [NewServer] and Close it
 // when done.
 type Server struct {
-	ts        *httptest.Server
+	ts        *httptest.Server // api.line.me: every path but the data host's
+	dataTS    *httptest.Server // api-data.line.me: the data host's paths only
 	opts      options
 	offset    atomic.Int64 // nanoseconds Advance added to the real clock
 	tokenKey  []byte       // HMAC key signing the JWS-shaped tokens this server mints
 	closed    chan struct{}
 	closeOnce sync.Once
+	chunk     []byte // contentChunk(): the content pattern, read-only
 
 	mu       sync.Mutex
 	channels map[string]*channel
@@ -126,6 +130,13 @@ type Server struct {
 	log      []Request
 	stats    Stats
 	rate     rateWindow
+
+	// The Messaging API (messaging.go).
+	sends      []Send
+	uploads    []Upload
+	retryKeys  map[retryKeyID]acceptedKey
+	attempts   map[attemptKey]int
+	faultSends func(retryKey string, attempt int) (Fault, bool)
 }
 
 type channel struct {
@@ -157,21 +168,30 @@ type rateWindow struct {
 // NewServer starts a fake on a free loopback port, like httptest.NewServer.
 func NewServer(opts ...Option) *Server {
 	s := &Server{
-		tokenKey: randomBytes(32),
-		closed:   make(chan struct{}),
-		channels: map[string]*channel{},
-		keys:     map[string]*publicKey{},
-		tokens:   map[string]*token{},
-		stats:    newStats(),
+		tokenKey:  randomBytes(32),
+		closed:    make(chan struct{}),
+		channels:  map[string]*channel{},
+		keys:      map[string]*publicKey{},
+		tokens:    map[string]*token{},
+		stats:     newStats(),
+		chunk:     contentChunk(),
+		retryKeys: map[retryKeyID]acceptedKey{},
+		attempts:  map[attemptKey]int{},
 	}
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	s.ts = httptest.NewUnstartedServer(s)
-	// The server never logs: net/http's own messages could quote a request.
-	s.ts.Config.ErrorLog = log.New(io.Discard, "", 0)
-	s.ts.Start()
+	s.ts = startListener(hostHandler{s, hostAPI})
+	s.dataTS = startListener(hostHandler{s, hostData})
 	return s
+}
+
+func startListener(h http.Handler) *httptest.Server {
+	ts := httptest.NewUnstartedServer(h)
+	// The server never logs: net/http's own messages could quote a request.
+	ts.Config.ErrorLog = log.New(io.Discard, "", 0)
+	ts.Start()
+	return ts
 }
 
 // Close stops the server, ending any injected delay at once. It is safe
@@ -180,11 +200,21 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closed)
 		s.ts.Close()
+		s.dataTS.Close()
 	})
 }
 
 // URL is the server's base URL (http://127.0.0.1:port), for Config.BaseURL.
+// It plays api.line.me: the token API and every Messaging API path but
+// the data host's, which answer 404 {"message":"Not found"} here.
 func (s *Server) URL() string { return s.ts.URL }
+
+// DataURL is the base URL of the server's second loopback listener,
+// which plays api-data.line.me: it serves only the data host's paths
+// (content downloads, rich menu image uploads, audience file uploads;
+// see the package doc) and answers 404 {"message":"Not found"} to every
+// other. Both listeners share one state, clock, fault queue and log.
+func (s *Server) DataURL() string { return s.dataTS.URL }
 
 // Now is the server's clock: real time plus everything given to Advance.
 // Pass it as Config.Clock so assertions are signed in the server's time.
