@@ -64,6 +64,12 @@ type Options struct {
 	// SlotsInterval is how often the v2.1 key-ID list is polled; 0: five
 	// minutes.
 	SlotsInterval time.Duration
+	// OnProxyListen is told the proxy's bound address once it accepts
+	// connections; nil: nobody.
+	OnProxyListen func(addr string)
+	// SendBackoff is the proxy's first wait before a retry, doubled per
+	// attempt and jittered; 0: 250ms. Tests shorten it.
+	SendBackoff time.Duration
 }
 
 // Agent serves one validated Config. Create it with [New], then [Agent.Run].
@@ -81,6 +87,7 @@ type Agent struct {
 	slotsNow chan struct{} // a token was issued: poll the key-ID list now
 	closed   sync.Once     // closeAll runs once: at Run's end or at Close
 	closeRDB func() error
+	proxy    *proxy // nil: no proxy configured
 }
 
 // New builds the agent for cfg (validated by [Config.Validate] or
@@ -157,6 +164,9 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 		a.channels = append(a.channels, c)
 		a.byID[cc.ID] = append(a.byID[cc.ID], c)
 	}
+	if cfg.Proxy != nil {
+		a.proxy = newProxy(a, cfg.Proxy)
+	}
 	return a, nil
 }
 
@@ -187,6 +197,7 @@ type listener struct {
 	srv    *http.Server
 	addr   string
 	socket string // the unix socket's path, removed at exit
+	proxy  bool   // the LINE API endpoint's listener
 }
 
 // Run binds the listeners, keeps every channel's token fresh and serves
@@ -205,6 +216,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	for _, l := range ls {
 		go func() { _ = l.srv.Serve(l.l) }()
+		if l.proxy {
+			a.log.LogAttrs(ctx, slog.LevelInfo, "agent: LINE API endpoint (proxy) listening", slog.String("addr", l.addr))
+			if a.opts.OnProxyListen != nil {
+				a.opts.OnProxyListen(l.addr)
+			}
+			continue
+		}
 		a.log.LogAttrs(ctx, slog.LevelInfo, "agent: listening", slog.String("addr", l.addr))
 		if a.opts.OnListen != nil {
 			a.opts.OnListen(l.addr)
@@ -311,6 +329,9 @@ func (a *Agent) closeAll(ctx context.Context) {
 	}
 	wg.Wait()
 	a.closeStore()
+	if a.proxy != nil {
+		a.proxy.base.CloseIdleConnections()
+	}
 }
 
 // listen binds the TCP listener and the unix socket.
@@ -322,15 +343,19 @@ func (a *Agent) listen() ([]*listener, error) {
 		}
 	}
 	if a.cfg.Listen != "" {
-		l, err := net.Listen("tcp", a.cfg.Listen)
+		l, err := a.listenTCP(a.cfg.Listen)
 		if err != nil {
-			return nil, &ListenError{Addr: a.cfg.Listen, Err: errors.Unwrap(err)}
+			return nil, err
 		}
-		addr := l.Addr().String()
-		if a.cfg.TLS != nil && a.cfg.TLS.cert != nil {
-			l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{*a.cfg.TLS.cert}, MinVersion: tls.VersionTLS12})
+		ls = append(ls, &listener{l: l, srv: a.server(), addr: l.Addr().String()})
+	}
+	if a.proxy != nil {
+		l, err := a.listenTCP(a.cfg.Proxy.Listen)
+		if err != nil {
+			closeAll()
+			return nil, err
 		}
-		ls = append(ls, &listener{l: l, srv: a.server(), addr: addr})
+		ls = append(ls, &listener{l: l, srv: newProxyServer(a.proxy, a.log), addr: l.Addr().String(), proxy: true})
 	}
 	if a.cfg.Socket != "" {
 		l, err := a.listenSocket()
@@ -341,6 +366,18 @@ func (a *Agent) listen() ([]*listener, error) {
 		ls = append(ls, &listener{l: l, srv: a.server(), addr: a.cfg.Socket, socket: a.cfg.Socket})
 	}
 	return ls, nil
+}
+
+// listenTCP binds addr, over TLS when the config has a certificate.
+func (a *Agent) listenTCP(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, &ListenError{Addr: addr, Err: errors.Unwrap(err)}
+	}
+	if a.cfg.TLS != nil && a.cfg.TLS.cert != nil {
+		l = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{*a.cfg.TLS.cert}, MinVersion: tls.VersionTLS12})
+	}
+	return l, nil
 }
 
 // listenSocket creates the unix socket, 0660, owned by socket_group when
@@ -384,6 +421,25 @@ func (a *Agent) listenSocket() (net.Listener, error) {
 }
 
 func (a *Agent) server() *http.Server { return NewHTTPServer(a, a.log) }
+
+// newProxyServer serves the proxy: a header deadline and an idle limit,
+// but no read or write deadline, which would cut a streamed upload or
+// download of any size.
+func newProxyServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: h, ReadHeaderTimeout: proxyReadHeaderTimeout, IdleTimeout: proxyIdleTimeout,
+		MaxHeaderBytes: maxProxyHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// ProxyHandler is the LINE API endpoint's handler, nil without a proxy
+// config: for tests and benchmarks that serve it themselves.
+func (a *Agent) ProxyHandler() http.Handler {
+	if a.proxy == nil {
+		return nil
+	}
+	return a.proxy
+}
 
 // NewHTTPServer is the http.Server the agent serves h with: its timeouts
 // and header cap, and net/http's own errors logged at Debug through log.

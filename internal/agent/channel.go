@@ -302,9 +302,34 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 			slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", cur.KeyID))
 		return false
 	}
+	return c.drop(ctx, accessToken, "agent: token dropped after a caller reported it refused",
+		slog.String("key_id", cur.KeyID), slog.String("verify", err.Error()))
+}
+
+// refused is the proxy's [oauth.Transport.Invalidate]: LINE answered 401
+// to accessToken. LINE's answer is the verification, so the token is
+// dropped at once if it is still the one served, within the same limit
+// of one drop per invalidateEvery: a LINE that refuses every new token
+// cannot make the proxy issue one per request.
+func (c *channel) refused(ctx context.Context, accessToken string) {
+	cur, err := c.ts.Token(ctx)
+	if err != nil || cur.AccessToken != accessToken {
+		return // already replaced: the Transport retries with the new one
+	}
+	if c.drop(ctx, accessToken, "agent: proxy: token dropped after LINE answered 401 to it", slog.String("key_id", cur.KeyID)) {
+		c.a.m.heals.WithLabelValues(c.id, c.kindS).Inc()
+	}
+}
+
+// drop stops serving accessToken so that the next Token refreshes, unless
+// a token was dropped less than invalidateEvery ago. msg and attrs are
+// logged. It reports whether the token was dropped.
+func (c *channel) drop(ctx context.Context, accessToken, msg string, attrs ...slog.Attr) bool {
 	c.mu.Lock()
 	if !c.lastDrop.IsZero() && c.a.now().Sub(c.lastDrop) < invalidateEvery {
-		c.mu.Unlock() // another report dropped it meanwhile
+		c.mu.Unlock() // another report dropped one meanwhile
+		c.a.log.LogAttrs(ctx, slog.LevelDebug, "agent: drop ignored: a token was dropped less than 30s ago",
+			slog.String("channel", c.id), slog.String("kind", c.kindS))
 		return false
 	}
 	c.lastDrop = c.a.now()
@@ -316,9 +341,7 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 	c.mu.Unlock()
 	c.ts.Invalidate(accessToken)
 	c.a.m.invalidations.WithLabelValues(c.id, c.kindS).Inc()
-	c.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: token dropped after a caller reported it refused",
-		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", cur.KeyID),
-		slog.String("verify", err.Error()))
+	c.a.log.LogAttrs(ctx, slog.LevelInfo, msg, append([]slog.Attr{slog.String("channel", c.id), slog.String("kind", c.kindS)}, attrs...)...)
 	c.poke()
 	return true
 }

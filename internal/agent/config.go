@@ -97,6 +97,8 @@ type Config struct {
 	Callers []Caller
 	// Channels are the channels and kinds served; at least one.
 	Channels []Channel
+	// Proxy, when set, serves the Messaging API with tokens injected.
+	Proxy *ProxyConfig
 
 	// locate finds a key's file and line, for problems found after
 	// parsing (by New); nil when the config came from no file.
@@ -239,6 +241,7 @@ type rawConfig struct {
 	Store             rawStore    `yaml:"store"`
 	Callers           []rawCaller `yaml:"callers"`
 	Channels          []rawChan   `yaml:"channels"`
+	Proxy             *rawProxy   `yaml:"proxy"`
 }
 
 type rawTLS struct {
@@ -540,6 +543,9 @@ func (r *rawConfig) build(f *ast.File, getenv func(string) string, ps *problems)
 		}
 		cfg.Channels = append(cfg.Channels, ch)
 	}
+	if r.Proxy != nil {
+		cfg.Proxy = r.Proxy.build(ps)
+	}
 	if r.Channels == nil {
 		ps.add("channels", "the channel list is empty: the agent needs at least one channel")
 	}
@@ -647,6 +653,7 @@ func (c *Config) Validate() error {
 	c.validateStore(&ps)
 	c.validateCallers(&ps)
 	c.validateChannels(&ps)
+	c.validateProxy(&ps)
 	return ps.err()
 }
 

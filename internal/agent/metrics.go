@@ -19,12 +19,23 @@ type metrics struct {
 	expiry        *prometheus.GaugeVec
 	refreshes     *prometheus.CounterVec
 	invalidations *prometheus.CounterVec
+	heals         *prometheus.CounterVec
 	sinkWrites    *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	requestsMu    sync.RWMutex
 	requestsBy    map[requestKey]prometheus.Counter // requests' children, so a request neither formats its code nor hashes its labels
 	slots         *prometheus.GaugeVec
 	ready         *prometheus.GaugeVec
+	proxy         *proxyMetrics
+}
+
+// proxyMetrics are the LINE API endpoint's. Labels are channel IDs,
+// kinds, status codes and retry reasons; never a path (user IDs), a retry
+// key or a token.
+type proxyMetrics struct {
+	requests  *prometheus.CounterVec
+	retries   *prometheus.CounterVec
+	conflicts *prometheus.CounterVec
 }
 
 // Refresh results, the result label of linetoken_token_refreshes_total.
@@ -46,7 +57,7 @@ func newMetrics() *metrics {
 	}, []string{"channel", "kind", "result"})
 	m.invalidations = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "linetoken_token_invalidations_total",
-		Help: "Tokens dropped after a caller reported them refused and LINE confirmed it (or could not be asked).",
+		Help: "Tokens dropped after a caller reported them refused and LINE confirmed it (or could not be asked), or after LINE answered 401 to them through the proxy.",
 	}, []string{"channel", "kind"})
 	m.sinkWrites = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "linetoken_sink_writes_total",
@@ -64,6 +75,25 @@ func newMetrics() *metrics {
 		Name: "linetoken_token_ready",
 		Help: "1 while the channel and kind hold a valid token, else 0.",
 	}, []string{"channel", "kind"})
+	m.heals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linetoken_proxy_token_heals_total",
+		Help: "Tokens the proxy dropped after LINE answered 401 to them (the request was sent again with a new one when its body was kept).",
+	}, []string{"channel", "kind"})
+	m.proxy = &proxyMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linetoken_proxy_requests_total",
+			Help: "Requests the proxy answered, by channel, kind and status code (channel and kind empty when refused before a channel was known).",
+		}, []string{"channel", "kind", "code"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linetoken_proxy_retries_total",
+			Help: "Attempts the proxy sent again, by reason: status_500, status_502, status_503, status_504, timeout or connection.",
+		}, []string{"channel", "kind", "reason"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "linetoken_proxy_accepted_conflicts_total",
+			Help: "Message sends answered 409 after an ambiguous attempt: LINE had accepted an earlier attempt, and the client was told success.",
+		}, []string{"channel", "kind"}),
+	}
+	m.reg.MustRegister(m.heals, m.proxy.requests, m.proxy.retries, m.proxy.conflicts)
 	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests, m.slots, m.ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
