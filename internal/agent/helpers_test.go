@@ -62,6 +62,7 @@ type running struct {
 	t      *testing.T
 	a      *agent.Agent
 	base   string // http://host:port
+	proxy  string // the proxy's http://host:port, when configured
 	logs   *testkit.SyncBuffer
 	cancel context.CancelFunc
 	done   chan error
@@ -94,8 +95,9 @@ func launch(t *testing.T, srv *oauthtest.Server, cfg *agent.Config, edit ...func
 	r := &running{t: t, logs: &testkit.SyncBuffer{}, done: make(chan error, 1),
 		http: &http.Client{Timeout: waitLimit, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}}
 	opts := testOptions(srv, r.logs)
-	addrs := make(chan string, 4)
+	addrs, proxyAddrs := make(chan string, 4), make(chan string, 1)
 	opts.OnListen = func(addr string) { addrs <- addr }
+	opts.OnProxyListen = func(addr string) { proxyAddrs <- addr }
 	for _, e := range edit {
 		e(&opts)
 	}
@@ -111,6 +113,9 @@ func launch(t *testing.T, srv *oauthtest.Server, cfg *agent.Config, edit ...func
 	select {
 	case addr := <-addrs:
 		r.base = "http://" + addr
+		if cfg.Proxy != nil {
+			r.proxy = "http://" + <-proxyAddrs // told before the listener after it
+		}
 		return r, nil
 	case err := <-r.done:
 		r.done <- err // stop reads it again
@@ -154,7 +159,12 @@ func (r *running) do(method, path, body string, hdr ...string) reply {
 
 // try is do for any goroutine: it returns its error.
 func (r *running) try(method, path, body string, hdr ...string) (reply, error) {
-	req, err := http.NewRequest(method, r.base+path, strings.NewReader(body))
+	return r.tryAt(r.base, method, path, body, hdr...)
+}
+
+// tryAt is try to another of the agent's listeners (base: r.proxy).
+func (r *running) tryAt(base, method, path, body string, hdr ...string) (reply, error) {
+	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	if err != nil {
 		return reply{}, err
 	}
