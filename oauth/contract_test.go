@@ -21,47 +21,27 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/linetoken/linetoken/internal/testkit"
+	"github.com/linetoken/linetoken/internal/prism"
 	"github.com/linetoken/linetoken/internal/upstream"
 	"github.com/linetoken/linetoken/oauth"
 )
 
 const (
-	contractPrismBin     = "../contract/node_modules/.bin/prism" // from the oauth package dir
-	contractRepoRoot     = ".."                                  // the repository root, from the oauth package dir
-	contractInstallHint  = "install Node.js and run `cd contract && SCARF_ANALYTICS=false npm ci` from the repo root"
-	contractStartTimeout = 60 * time.Second
-	contractCallTimeout  = 10 * time.Second // Prism can stall on a request it cannot parse
-	contractChannelID    = "1234567890"
-	contractSecret       = "0123456789abcdef0123456789abcdef"
-	contractKeyID        = "test-kid"
-	contractAccessToken  = "contract-test-access-token"
+	contractRepoRoot    = ".."             // the repository root, from the oauth package dir
+	contractCallTimeout = 10 * time.Second // Prism can stall on a request it cannot parse
+	contractChannelID   = "1234567890"
+	contractSecret      = "0123456789abcdef0123456789abcdef"
+	contractKeyID       = "test-kid"
+	contractAccessToken = "contract-test-access-token"
 )
-
-// contractUnavailable skips, or fails when CI=true: in CI a missing
-// prerequisite must not turn the contract test into a silent pass.
-func contractUnavailable(t *testing.T, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if upstream.RunningInCI() {
-		t.Fatalf("contract test cannot run (CI=true, so this is a failure): %s", msg)
-	}
-	t.Skipf("contract test skipped: %s (set CI=true to make this a failure)", msg)
-}
 
 // contractExchange is one request the client sent and Prism's verdict.
 type contractExchange struct {
@@ -136,93 +116,8 @@ func (r *contractRecorder) len() int {
 	return len(r.log)
 }
 
-// contractOutput collects Prism's stdout and stderr.
-type contractOutput = testkit.SyncBuffer
-
-// startPrism starts Prism on a free loopback port, waits until it answers
-// and returns its base URL. Prism is stopped, and its output shown if the
-// test failed, in t.Cleanup.
-func startPrism(t *testing.T) string {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		contractUnavailable(t, "node is not on PATH; %s", contractInstallHint)
-	}
-	prism, err := filepath.Abs(contractPrismBin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(prism); err != nil {
-		contractUnavailable(t, "Prism is not installed at %s; %s", prism, contractInstallHint)
-	}
-	spec, err := filepath.Abs(upstream.File(contractRepoRoot, upstream.TokenSpec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(spec); err != nil {
-		contractUnavailable(t, "LINE's upstream spec is not at %s: set $%s to a line/line-openapi checkout (default %s beside the repo)", spec, upstream.DirEnv, upstream.DefaultDir)
-	}
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-
-	out := new(contractOutput)
-	// Run the script with the node found above rather than through its
-	// "#!/usr/bin/env node" line.
-	cmd := exec.Command(node, prism, "mock", "-h", "127.0.0.1", "-p", port, "--errors", spec)
-	cmd.Env = append(os.Environ(), "SCARF_ANALYTICS=false", "NO_COLOR=1", "FORCE_COLOR=0")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting Prism: %v", err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-
-	// Cleanups run last-registered first: stop Prism, then show its output.
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("Prism (%s) output:\n%s", strings.Join(cmd.Args, " "), out)
-		}
-	})
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
-
-	base := "http://127.0.0.1:" + port
-	probe := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(contractStartTimeout)
-	for {
-		// Any HTTP answer (a 404 for "/") means Prism is serving.
-		resp, err := probe.Get(base + "/")
-		if err == nil {
-			resp.Body.Close()
-			return base
-		}
-		select {
-		case <-exited:
-			t.Fatalf("Prism exited before serving: %v", waitErr)
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Prism did not answer on %s within %v: %v", base, contractStartTimeout, err)
-		}
-	}
-}
-
 func TestContract(t *testing.T) {
-	base := startPrism(t)
+	base := prism.Start(t, contractRepoRoot, upstream.TokenSpec)
 
 	privJWK, _, err := oauth.GenerateAssertionKey()
 	if err != nil {
