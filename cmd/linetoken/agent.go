@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,7 +28,15 @@ kind and hands it to processes in any language over a local HTTP API and
 through sink files replaced at every rotation. Agents sharing --redis rotate
 once for the whole fleet. Runs until Ctrl-C or SIGTERM.
 
-  linetoken agent --dev               try it: a fake LINE in-process, zero setup
+It can also be your LINE API endpoint (a proxy): point a LINE SDK's base URL
+at --proxy-listen's address and set its access token to the placeholder
+"linetoken" (or linetoken:CHANNEL_ID[:KIND][/CALLER_KEY]); the agent adds the
+real token, heals a 401 and retries message sends with X-Line-Retry-Key.
+In a config file, the proxy: section turns it on (listen, api_url, data_url,
+max_replay_body, attempt_timeout, send_retry).
+
+  linetoken agent --dev               try it: a fake LINE in-process, zero setup,
+                                      the proxy on 127.0.0.1:7879
   linetoken agent                     one channel from LINE_* variables and flags
   linetoken agent --config FILE       many channels from a YAML file
 
@@ -33,6 +44,9 @@ HTTP API (every /v1/ request needs the header X-Linetoken-Request: 1):
   GET  /v1/channels/{id}/token[?kind=v2.1|short-lived|stateless]
   POST /v1/channels/{id}/token/invalidate   {"access_token":"..."}
   GET  /healthz  /readyz  /metrics
+
+LINE API endpoint (--proxy-listen ADDR, or proxy: in the config file):
+  any Messaging API request with Authorization: Bearer linetoken[...]
 
 The Redis password is never part of --redis: set LINE_REDIS_PASSWORD or
 LINE_REDIS_PASSWORD_FILE.
@@ -84,9 +98,19 @@ func agentFlagOf(key string) (string, bool) {
 		return oauth.EnvPrivateKeyFile + " or --" + flagKeyFile, true
 	case "channels[0].secret_file":
 		return oauth.EnvChannelSecret + " or --" + flagSecretFile, true
+	case "proxy.listen":
+		return "--" + flagProxyListen, true
+	case "proxy.api_url", "proxy.data_url":
+		// Env mode's upstreams are the base URL's (LINE's hosts when it
+		// is LINE's); the other proxy.* keys exist in config files only.
+		return "--" + flagBaseURL + " (the proxy's upstream)", true
 	}
 	return "", false
 }
+
+// flagProxyListen turns the LINE API endpoint on in env mode and moves it
+// in --dev.
+const flagProxyListen = "proxy-listen"
 
 func runAgent(e *env, args []string) error {
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
@@ -96,6 +120,7 @@ func runAgent(e *env, args []string) error {
 	lifetime := fs.String("lifetime", "24h", "lifetime of v2.1 tokens, 1s to 720h; also accepts days, e.g. 7d")
 	refreshBefore := fs.Duration("refresh-before", 0, "early-refresh window (default: the library's, a tenth of the lifetime)")
 	listen := fs.String("listen", agent.DefaultListen, `TCP address of the HTTP API ("" for none; port 0 picks a free port)`)
+	proxyListen := fs.String(flagProxyListen, "", "TCP address of the LINE API endpoint, a proxy adding the real token (off unless set; --dev: "+agent.DefaultProxyListen+")")
 	socket := fs.String("socket", "", "unix socket for the HTTP API (created 0660, removed at exit)")
 	sinkPath := fs.String("sink", "", "file the token is written to at every rotation (replaced atomically)")
 	sinkFormat := fs.String("sink-format", "raw", "sink content: raw (the token alone) or json (the API's object)")
@@ -116,7 +141,8 @@ func runAgent(e *env, args []string) error {
 
 	var cfg *agent.Config
 	var opts agent.Options
-	var devInfo func(addr string)
+	var devInfo, devProxyInfo func(addr string)
+	var devLog atomic.Pointer[slog.Logger] // --dev's fake logs accepted sends through the agent's logger
 	switch {
 	case *configFile != "":
 		for name := range set {
@@ -130,12 +156,12 @@ func runAgent(e *env, args []string) error {
 		}
 	case *dev:
 		for name := range set {
-			if name != "dev" && name != "listen" && name != "log-format" && name != "log-level" {
-				return usagef("--dev takes only --listen, --log-format and --log-level (it makes its own channel)")
+			if name != "dev" && name != "listen" && name != flagProxyListen && name != "log-format" && name != "log-level" {
+				return usagef("--dev takes only --listen, --%s, --log-format and --log-level (it makes its own channel)", flagProxyListen)
 			}
 		}
 		var cleanup func()
-		cfg, opts, devInfo, cleanup, err = devSetup(e, *listen)
+		cfg, opts, devInfo, devProxyInfo, cleanup, err = devSetup(e, *listen, cmp.Or(*proxyListen, agent.DefaultProxyListen), &devLog)
 		if err != nil {
 			return err
 		}
@@ -146,6 +172,9 @@ func runAgent(e *env, args []string) error {
 			return err
 		}
 		cfg.Listen, cfg.Socket, cfg.Store.File, cfg.Store.Redis = *listen, *socket, *storeFile, *redisURL
+		if *proxyListen != "" {
+			cfg.Proxy = &agent.ProxyConfig{Listen: *proxyListen}
+		}
 		if cfg.BaseURL == "" {
 			cfg.BaseURL = s.baseURL
 		}
@@ -165,6 +194,7 @@ func runAgent(e *env, args []string) error {
 		}
 	}
 	opts.Logger = agentLogger(e.stderr, cfg.LogFormat, cfg.LogLevel)
+	devLog.Store(opts.Logger)
 	if cfg.Store.Redis != "" {
 		// go-redis logs through a process-wide logger; this process runs
 		// one agent, so its logs go where the agent's go.
@@ -174,6 +204,12 @@ func runAgent(e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "linetoken agent: listening on %s\n", addr)
 		if devInfo != nil {
 			devInfo(addr)
+		}
+	}
+	opts.OnProxyListen = func(addr string) {
+		fmt.Fprintf(e.stdout, "%s%s\n", proxyListeningPrefix, addr)
+		if devProxyInfo != nil {
+			devProxyInfo(addr)
 		}
 	}
 	a, err := agent.New(cfg, opts)
@@ -272,34 +308,51 @@ func flagNamed(err error) error {
 	return &usageError{msg: strings.Join(lines, "; ")}
 }
 
+// proxyListeningPrefix starts the line printed when the LINE API
+// endpoint listens.
+const proxyListeningPrefix = "linetoken agent: LINE API endpoint on "
+
+// devUserID is the push target of --dev's snippets: any "U" and 32 hex
+// digits is a user ID to the fake.
+const devUserID = "U0123456789abcdef0123456789abcdef"
+
 // devSetup makes --dev's world: an in-process fake LINE with a ready
 // channel (v2.1 key registered) on its clock, a sink in a temp directory,
-// and the instructions printed once the agent listens.
-func devSetup(e *env, listen string) (*agent.Config, agent.Options, func(string), func(), error) {
-	srv := oauthtest.NewServer()
+// the proxy at proxyListen against the fake's two hosts (accepted sends
+// logged through log's logger once it is set), and the instructions
+// printed once the agent and its proxy listen.
+func devSetup(e *env, listen, proxyListen string, log *atomic.Pointer[slog.Logger]) (cfg *agent.Config, opts agent.Options, info, proxyInfo func(string), cleanup func(), err error) {
+	srv := oauthtest.NewServer(oauthtest.WithOnSend(func(s oauthtest.Send) {
+		if l := log.Load(); l != nil {
+			l.LogAttrs(context.Background(), slog.LevelInfo, "linetoken agent --dev: the fake LINE accepted a send",
+				slog.String("channel", s.ChannelID), slog.String("path", s.Path),
+				slog.String("retry_key", s.RetryKey), slog.String("request_id", s.RequestID))
+		}
+	}))
 	ch, err := e.createChannel(srv)
 	if err != nil {
 		srv.Close()
-		return nil, agent.Options{}, nil, nil, fmt.Errorf("making the fake channel: %w", err)
+		return nil, opts, nil, nil, nil, fmt.Errorf("making the fake channel: %w", err)
 	}
 	dir, err := os.MkdirTemp("", "linetoken-agent-dev-")
 	if err != nil {
 		srv.Close()
-		return nil, agent.Options{}, nil, nil, fmt.Errorf("making the sink directory: %w", errors.Unwrap(err))
+		return nil, opts, nil, nil, nil, fmt.Errorf("making the sink directory: %w", errors.Unwrap(err))
 	}
-	cleanup := func() {
+	cleanup = func() {
 		srv.Close()
 		_ = os.RemoveAll(dir)
 	}
 	sinkPath := filepath.Join(dir, ch.ID+".token")
-	cfg := &agent.Config{
+	cfg = &agent.Config{
 		Listen: listen, BaseURL: srv.URL(),
 		Channels: []agent.Channel{{
 			ID: ch.ID, Kind: oauth.KindV21, Secret: agent.Secret(ch.Secret), Key: ch.Key,
 			Sinks: []agent.Sink{{Path: sinkPath, Format: "raw"}},
 		}},
+		Proxy: &agent.ProxyConfig{Listen: proxyListen, APIURL: srv.URL(), DataURL: srv.DataURL()},
 	}
-	info := func(addr string) {
+	info = func(addr string) {
 		if strings.HasPrefix(addr, "/") {
 			return
 		}
@@ -313,5 +366,24 @@ Metrics: %s/metrics   Readiness: %s/readyz
 Ctrl-C stops the agent and revokes its tokens at the fake.
 `, srv.URL(), ch.ID, base, ch.ID, sinkPath, base, base)
 	}
-	return cfg, agent.Options{Clock: srv.Now}, info, cleanup, nil
+	proxyInfo = func(addr string) {
+		base := "http://" + addr
+		fmt.Fprintf(e.stdout, `
+Use the agent as your LINE API endpoint: set the SDK's base URL to %[1]s
+and its access token to "linetoken"; the agent adds the real token.
+A push through it, with curl:
+  curl -s -X POST %[1]s/v2/bot/message/push -H 'Authorization: Bearer linetoken' -H 'Content-Type: application/json' -d '{"to":"%[2]s","messages":[{"type":"text","text":"Hello from linetoken"}]}'
+Node (@line/bot-sdk):
+  const { messagingApi } = require("@line/bot-sdk");
+  const client = new messagingApi.MessagingApiClient({channelAccessToken: "linetoken", baseURL: "%[1]s"});
+  client.pushMessage({to: "%[2]s", messages: [{type: "text", text: "Hello from linetoken"}]}).then(console.log);
+Python (line-bot-sdk v3):
+  from linebot.v3.messaging import ApiClient, Configuration, MessagingApi, PushMessageRequest, TextMessage
+  conf = Configuration(host="%[1]s", access_token="linetoken")
+  MessagingApi(ApiClient(conf)).push_message(PushMessageRequest(to="%[2]s", messages=[TextMessage(text="Hello from linetoken")]))
+The fake accepts any "U" and 32 hex digits as a user; each send it accepts
+is logged on stderr ("the fake LINE accepted a send").
+`, base, devUserID)
+	}
+	return cfg, agent.Options{Clock: srv.Now}, info, proxyInfo, cleanup, nil
 }
