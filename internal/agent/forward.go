@@ -76,13 +76,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *proxy) serve(w http.ResponseWriter, r *http.Request) proxyAnswer {
-	if !p.a.hostAllowed(r.Host) || r.Header.Get("Origin") != "" {
-		return p.fail(w, nil, http.StatusForbidden, "bad_host",
-			"refused: the Host is not loopback or in allowed_hosts, or the request has an Origin header (a browser's, not a bot's)")
-	}
 	if r.Method == http.MethodConnect || !strings.HasPrefix(r.RequestURI, "/") {
 		return p.fail(w, nil, http.StatusBadRequest, "not_a_proxy",
 			"this is a LINE API endpoint, not a forward proxy: send origin-form requests (GET /v2/bot/info), never CONNECT or a full URL")
+	}
+	if !p.a.hostAllowed(r.Host) || r.Header.Get("Origin") != "" {
+		return p.fail(w, nil, http.StatusForbidden, "bad_host",
+			"refused: the Host is not loopback or in allowed_hosts, or the request has an Origin header (a browser's, not a bot's)")
 	}
 	if r.Header.Get("Upgrade") != "" {
 		return p.fail(w, nil, http.StatusBadRequest, "upgrade_refused", "protocol upgrades (WebSocket, h2c) are not forwarded")

@@ -173,7 +173,7 @@ func (c *Config) validateProxy(ps *problems) {
 			ps.add("proxy.listen", "a non-loopback address needs tls (cert_file, key_file), or insecure_plaintext: true to accept cleartext caller keys and messages on the wire")
 		}
 	}
-	if p.Listen == c.Listen {
+	if _, port, err := net.SplitHostPort(p.Listen); err == nil && port != "0" && p.Listen == c.Listen {
 		ps.add("proxy.listen", "is the token API's listen address: give the proxy its own port")
 	}
 	// A fake (base_url not LINE's) serves the Messaging API too.
