@@ -98,6 +98,7 @@ func (ff *fuzzFake) reset() {
 	c.short = []*token{{kind: KindShortLived, value: fuzzShortLived, channelID: c.id, expiry: fuzzNow.Add(shortLivedLifetime)}}
 	s.tokens = map[string]*token{c.longLived.value: c.longLived, c.v21[0].value: c.v21[0], c.short[0].value: c.short[0]}
 	s.faults, s.log, s.stats, s.rate = nil, nil, newStats(), rateWindow{}
+	s.sends, s.uploads, s.retryKeys, s.attempts = nil, nil, map[retryKeyID]acceptedKey{}, map[attemptKey]int{}
 }
 
 // fuzzJWT encodes header and claims as given and signs them RS256 with
@@ -301,10 +302,14 @@ func FuzzAssertion(f *testing.F) {
 	})
 }
 
-// fuzzRoute is an endpoint of the fake, or (path "/nowhere") none.
+// fuzzRoute is an endpoint of the fake, or (path "/nowhere",
+// "/v2/bot/nowhere") none.
 type fuzzRoute struct {
 	path, method string
 	ok200        func(t *testing.T, m map[string]json.RawMessage) // checks a 200 body
+	// messaging: a Messaging API path, called with a valid Bearer token
+	// and checked by fuzzCheckMessaging.
+	messaging bool
 }
 
 // Checks of the documented 200 bodies.
@@ -367,22 +372,34 @@ func fuzzVerified(t *testing.T, m map[string]json.RawMessage) {
 }
 
 var fuzzRoutes = []fuzzRoute{
-	{"/oauth2/v2.1/token", http.MethodPost, fuzzIssued(1, maxTokenExp, true)},
+	{"/oauth2/v2.1/token", http.MethodPost, fuzzIssued(1, maxTokenExp, true), false},
 	{"/oauth2/v2.1/tokens/kid", http.MethodGet, func(t *testing.T, m map[string]json.RawMessage) {
 		fuzzWantKeys(t, m, "kids")
 		var kids []string
 		if err := json.Unmarshal(m["kids"], &kids); err != nil || kids == nil {
 			t.Fatalf("kids = %s, want a list of strings", m["kids"])
 		}
-	}},
-	{"/oauth2/v2.1/verify", http.MethodGet, fuzzVerified},
-	{"/oauth2/v2.1/revoke", http.MethodPost, nil},
-	{"/v2/oauth/accessToken", http.MethodPost, fuzzIssued(2592000, 2592000, false)},
-	{"/v2/oauth/verify", http.MethodPost, fuzzVerified},
-	{"/v2/oauth/revoke", http.MethodPost, nil},
-	{"/oauth2/v3/token", http.MethodPost, fuzzIssued(899, 900, false)},
-	{"/nowhere", http.MethodPost, nil},
+	}, false},
+	{"/oauth2/v2.1/verify", http.MethodGet, fuzzVerified, false},
+	{"/oauth2/v2.1/revoke", http.MethodPost, nil, false},
+	{"/v2/oauth/accessToken", http.MethodPost, fuzzIssued(2592000, 2592000, false), false},
+	{"/v2/oauth/verify", http.MethodPost, fuzzVerified, false},
+	{"/v2/oauth/revoke", http.MethodPost, nil, false},
+	{"/oauth2/v3/token", http.MethodPost, fuzzIssued(899, 900, false), false},
+	{"/nowhere", http.MethodPost, nil, false},
+	// The Messaging API (index 9 on).
+	{pushPath, http.MethodPost, nil, true},
+	{multicastPath, http.MethodPost, nil, true},
+	{narrowcastPath, http.MethodPost, nil, true},
+	{broadcastPath, http.MethodPost, nil, true},
+	{infoPath, http.MethodGet, nil, true},
+	{"/v2/bot/message/" + fuzzContentID + "/content", http.MethodGet, nil, true},
+	{"/v2/bot/richmenu/richmenu-1/content", http.MethodPost, nil, true},
+	{"/v2/bot/nowhere", http.MethodPost, nil, true},
 }
+
+// fuzzContentID is the message whose content FuzzForm fetches.
+const fuzzContentID = "bytes-16"
 
 // fuzzStatuses are the statuses the fake may answer without a fault.
 var fuzzStatuses = map[int]bool{200: true, 400: true, 404: true, 405: true, 413: true, 429: true}
@@ -450,6 +467,27 @@ func FuzzForm(f *testing.F) {
 		f.Add(s.route, s.method, s.ct, s.body, s.query, false)
 	}
 	f.Add(uint8(4), uint8(0), ct, secretForm, "", true) // X-Line-Retry-Key: refused
+	// The Messaging API: valid sends (with and without a retry key), near
+	// misses, and the other operations.
+	const js = "application/json"
+	for _, s := range []seed{
+		{9, js, []byte(pushBody1), "", 0},
+		{10, js, []byte(multicastBody1), "", 0},
+		{11, js, []byte(castBody1), "", 0},
+		{12, js, []byte(castBody1), "", 0},
+		{13, "", nil, "", 0},
+		{14, "", nil, "", 0},
+		{15, "image/png", []byte("\x89PNG"), "", 0},
+		{16, js, []byte(castBody1), "", 0},
+		{9, js, []byte(`{"to":"U1","messages":[{"type":""},{}]}`), "", 0},
+		{10, js, []byte(`{"to":[""],"messages":[]}`), "", 0},
+		{12, ct, []byte(castBody1), "", 0},
+		{12, js, []byte(castBody1), "", 1},
+		{9, js, bytes.Repeat([]byte("a"), maxRequestBody+1), "", 0},
+	} {
+		f.Add(s.route, s.method, s.ct, s.body, s.query, false)
+		f.Add(s.route, s.method, s.ct, s.body, s.query, true)
+	}
 
 	f.Fuzz(func(t *testing.T, routeN, methodN uint8, contentType string, body []byte, query string, retryKey bool) {
 		if len(body) > fuzzMaxInput+1 || len(contentType)+len(query) > fuzzMaxInput {
@@ -474,6 +512,9 @@ func FuzzForm(f *testing.F) {
 		if retryKey {
 			req.Header.Set(headerRetryKey, "123e4567-e89b-12d3-a456-426614174000")
 		}
+		if rt.messaging {
+			req.Header.Set("Authorization", "Bearer "+fuzzLongLived)
+		}
 		rec := httptest.NewRecorder()
 		ff.ServeHTTP(rec, req)
 		res := rec.Result()
@@ -481,6 +522,10 @@ func FuzzForm(f *testing.F) {
 		got, err := io.ReadAll(res.Body)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if rt.messaging {
+			fuzzCheckMessaging(t, ff, rt, req, body, res, got)
+			return
 		}
 
 		if res.StatusCode >= 500 || !fuzzStatuses[res.StatusCode] {
@@ -531,4 +576,93 @@ func FuzzForm(f *testing.F) {
 			fuzzWantKeys(t, m, "error")
 		}
 	})
+}
+
+// fuzzMessagingStatuses are the statuses the Messaging API may answer a
+// valid token without a fault, on a fake with no accepted retry key.
+var fuzzMessagingStatuses = map[int]bool{200: true, 202: true, 400: true, 404: true, 413: true}
+
+// fuzzCheckMessaging checks a Messaging API answer of FuzzForm: a
+// documented status with an X-Line-Request-Id, one request logged; a
+// success only for a served operation with its method, its body shape
+// (re-checked here for sends: JSON, 1 to 5 messages) and its record; any
+// other answer in LINE's {"message"[, "details"]} shape, with nothing
+// accepted.
+func fuzzCheckMessaging(t *testing.T, ff *fuzzFake, rt fuzzRoute, req *http.Request, body []byte, res *http.Response, got []byte) {
+	t.Helper()
+	ep := messagingRoute(rt.method, rt.path)
+	where := req.Method + " " + rt.path
+	if !fuzzMessagingStatuses[res.StatusCode] {
+		t.Fatalf("%s: status %d (body %q)", where, res.StatusCode, got)
+	}
+	if id := res.Header.Get(headerRequestID); len(id) != 2*requestIDBytes {
+		t.Fatalf("%s: X-Line-Request-Id %q", where, id)
+	}
+	if n := len(ff.Requests()); n != 1 {
+		t.Fatalf("the request log has %d entries, want 1", n)
+	}
+	sends := ff.Sends()
+	if res.StatusCode >= 300 {
+		if len(sends) != 0 || len(ff.Uploads()) != 0 {
+			t.Fatalf("%s answered %d and recorded %d sends", where, res.StatusCode, len(sends))
+		}
+		if h := res.Header.Get("Content-Type"); h != contentTypeJSON {
+			t.Fatalf("%s: Content-Type %q", where, h)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(got, &m); err != nil || m == nil {
+			t.Fatalf("%s: %d body %q is not a JSON object", where, res.StatusCode, got)
+		}
+		if _, hasDetails := m["details"]; hasDetails && res.StatusCode == http.StatusBadRequest {
+			fuzzWantKeys(t, m, "details", "message")
+		} else {
+			fuzzWantKeys(t, m, "message")
+		}
+		fuzzString(t, m, "message")
+		return
+	}
+	if req.Method != rt.method || ep == epNone || req.Header.Get(headerRetryKey) != "" && !ep.send() {
+		t.Fatalf("%s answered %d (retry key %q)", where, res.StatusCode, req.Header.Get(headerRetryKey))
+	}
+	if (res.StatusCode == http.StatusAccepted) != (ep == epNarrowcast) {
+		t.Fatalf("%s answered %d", where, res.StatusCode)
+	}
+	switch ep {
+	case epContent:
+		if err := VerifyContent(bytes.NewReader(got), 16); err != nil || res.Header.Get("Content-Type") != contentTypeOctets {
+			t.Fatalf("content: %v, Content-Type %q", err, res.Header.Get("Content-Type"))
+		}
+		return
+	case epRichMenuUpload:
+		if up := ff.Uploads(); len(up) != 1 || up[0].Bytes != int64(len(body)) {
+			t.Fatalf("uploads %+v, want one of %d bytes", up, len(body))
+		}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(got, &m); err != nil || m == nil {
+		t.Fatalf("%s: %d body %q is not a JSON object", where, res.StatusCode, got)
+	}
+	switch {
+	case ep == epInfo:
+		fuzzWantKeys(t, m, "basicId", "chatMode", "displayName", "markAsReadMode", "pictureUrl", "userId")
+	case ep == epPush:
+		fuzzWantKeys(t, m, "sentMessages")
+	default:
+		fuzzWantKeys(t, m)
+	}
+	if !ep.send() {
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(req.Header.Get("Content-Type")); err != nil || mt != contentTypeJSON {
+		t.Fatalf("%s accepted Content-Type %q", where, req.Header.Get("Content-Type"))
+	}
+	var sent map[string]json.RawMessage // a map: member names match exactly, as the fake's
+	var messages []map[string]json.RawMessage
+	if json.Unmarshal(body, &sent) != nil || json.Unmarshal(sent["messages"], &messages) != nil ||
+		len(messages) < 1 || len(messages) > maxMessages {
+		t.Fatalf("%s accepted a body without 1 to 5 messages: %q", where, body)
+	}
+	if len(sends) != 1 || !bytes.Equal(sends[0].Body, body) || sends[0].RequestID != res.Header.Get(headerRequestID) {
+		t.Fatalf("%s answered %d and recorded %+v", where, res.StatusCode, sends)
+	}
 }
