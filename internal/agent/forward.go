@@ -29,6 +29,9 @@ type proxy struct {
 	base      *http.Transport
 	backoff   time.Duration // the first retry's wait before jitter
 	rts       map[*channel]*oauth.Transport
+	// onConn, set by tests only (export_test.go), is told every host:port
+	// an attempt connects to.
+	onConn func(hostPort string)
 }
 
 func newProxy(a *Agent, cfg *ProxyConfig) *proxy {
@@ -275,7 +278,12 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 	for n := 1; ; n++ {
 		var at attempt
 		trace := &httptrace.ClientTrace{
-			GetConn:      func(string) { at.connecting = true },
+			GetConn: func(hostPort string) {
+				at.connecting = true
+				if p.onConn != nil {
+					p.onConn(hostPort)
+				}
+			},
 			WroteRequest: func(i httptrace.WroteRequestInfo) { at.wrote = at.wrote || i.Err == nil },
 		}
 		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.Method, target.String(), nil)
