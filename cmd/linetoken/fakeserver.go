@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -27,8 +28,13 @@ Runs the fake LINE token service (oauthtest) on --addr for a bot's local
 tests, and prints a ready channel: its ID, secret, a private key file and the
 key's kid, as environment variables. They are throwaway fake credentials,
 valid only on this server and gone when it stops (the key file is deleted):
-the one place linetoken prints a secret. Each request is logged on stderr
-(method, path, status; never a token). Runs until Ctrl-C or SIGTERM.
+the one place linetoken prints a secret. --addr also serves the Messaging API
+calls the fake knows (push, multicast, narrowcast, broadcast, bot info,
+message content, rich menu image upload; tokens this server issued only): use
+it as both api_url and data_url. Each request is logged on stderr (method,
+path, status; never a token), and so is each message send it accepts
+(channel, path, retry key, request ID, body size; never the body). Runs until
+Ctrl-C or SIGTERM.
 
 --json prints {"base_url","channel_id","channel_secret","private_key_file",
 "key_id","long_lived_token"} once the server is ready.`
@@ -67,11 +73,13 @@ func runFakeServer(e *env, args []string) error {
 		return usagef("--addr must be host:port, e.g. %s", defaultFakeAddr)
 	}
 
-	// oauthtest.NewServer listens on a free loopback port of its own; the
-	// same handler (Server.ServeHTTP) is served on --addr too, and that is
-	// the URL printed.
-	srv := oauthtest.NewServer()
+	// oauthtest.NewServer listens on free loopback ports of its own; the
+	// handler serving every path (Server.ServeHTTP) is served on --addr
+	// too, and that is the URL printed.
+	logger := &requestLogger{w: e.stderr}
+	srv := oauthtest.NewServer(oauthtest.WithOnSend(logger.logSend))
 	defer srv.Close()
+	logger.next = srv
 	var lc net.ListenConfig // with the context: Ctrl-C ends a slow host lookup
 	ln, err := lc.Listen(e.ctx, "tcp", *addr)
 	if err != nil {
@@ -93,7 +101,7 @@ func runFakeServer(e *env, args []string) error {
 	}
 
 	hs := &http.Server{
-		Handler:           &requestLogger{next: srv, w: e.stderr},
+		Handler:           logger,
 		ReadHeaderTimeout: fakeReadHeaderTimeout,
 		ErrorLog:          log.New(io.Discard, "", 0), // net/http's messages could quote a request
 	}
@@ -223,6 +231,17 @@ func (l *requestLogger) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fmt.Fprintf(l.w, "fake-server: %s %s -> %s\n", r.Method, r.URL.Path, status)
+}
+
+// logSend logs a message send the fake accepted: its channel, path,
+// retry key ("-" for none; the fake accepts only UUIDs), request ID and
+// body size. Never the body: it holds user IDs and message texts.
+func (l *requestLogger) logSend(s oauthtest.Send) {
+	key := cmp.Or(s.RetryKey, "-")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, "fake-server: accepted %s channel=%s retry_key=%s request_id=%s bytes=%d\n",
+		s.Path, s.ChannelID, key, s.RequestID, len(s.Body))
 }
 
 // statusWriter records the status. It must pass on what the fake needs of
