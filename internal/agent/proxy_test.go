@@ -327,9 +327,9 @@ func TestProxyAtMostOnce(t *testing.T) {
 	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
 	faults := []oauthtest.Fault{
 		{AfterAccept: true, Status: 500, Body: `{"message":"Internal Server Error"}`}, // accepted, then 500
-		{AfterAccept: true, Drop: true},                                                // accepted, then the connection drops
-		{Status: 500, Body: `{"message":"Internal Server Error"}`},                      // 500 before accepting
-		{AfterAccept: true, Delay: slowFault},                                          // accepted, slower than attempt_timeout
+		{AfterAccept: true, Drop: true},                                               // accepted, then the connection drops
+		{Status: 500, Body: `{"message":"Internal Server Error"}`},                    // 500 before accepting
+		{AfterAccept: true, Delay: slowFault},                                         // accepted, slower than attempt_timeout
 	}
 	const sends = 1000
 	attempts := agent.DefaultSendAttempts
