@@ -917,9 +917,10 @@ func TestAgentMetrics(t *testing.T) {
 
 // TestAgentExitCodes: 1 when LINE refuses the credentials at the first
 // issue (with the CLI's hint), 2 for a bad config or flags (FILE:LINE for
-// a config file, the reason for a non-loopback listen without callers, an
-// inline secret named and never echoed), 3 when a listener cannot be
-// bound.
+// a config file, the proxy: section's included; the reason for a
+// non-loopback listen or proxy listen without callers, named by flag in
+// env mode; an inline secret named and never echoed), 3 when a listener,
+// the proxy's included, cannot be bound.
 func TestAgentExitCodes(t *testing.T) {
 	w := newAgentWorld(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -972,6 +973,18 @@ func TestAgentExitCodes(t *testing.T) {
 		{"unknown socket_group", nil, []string{"--config", yaml("group.yaml", "listen: 127.0.0.1:0\nsocket: "+filepath.Join(w.dir, "g.sock")+
 			"\nsocket_group: linetoken-no-such-group\n"+chanYAML)}, exitFailure,
 			[]string{"cannot listen on " + filepath.Join(w.dir, "g.sock"), "socket_group"}},
+		{"proxy api_url not https", nil, []string{"--config", yaml("proxyurl.yaml", "listen: 127.0.0.1:0\n"+chanYAML+"proxy:\n  listen: 127.0.0.1:0\n  api_url: http://example.com\n")}, exitUsage,
+			[]string{filepath.Join(w.dir, "proxyurl.yaml") + ":9: proxy.api_url: must be an https:// URL"}},
+		{"proxy send_retry out of range", nil, []string{"--config", yaml("proxyretry.yaml", "listen: 127.0.0.1:0\n"+chanYAML+"proxy:\n  send_retry:\n    attempts: 0\n    max_elapsed: soon\n")}, exitUsage,
+			[]string{filepath.Join(w.dir, "proxyretry.yaml") + ":9: proxy.send_retry.attempts: must be from 1", filepath.Join(w.dir, "proxyretry.yaml") + ":10: proxy.send_retry.max_elapsed: "}},
+		{"non-loopback proxy without callers, config", nil, []string{"--config", yaml("proxypublic.yaml", "listen: 127.0.0.1:0\n"+chanYAML+"proxy:\n  listen: 0.0.0.0:0\n")}, exitUsage,
+			[]string{filepath.Join(w.dir, "proxypublic.yaml") + ":8: proxy.listen: a non-loopback address", "needs callers"}},
+		{"non-loopback proxy without callers, flags", w.env, []string{"--listen", "127.0.0.1:0", "--proxy-listen", "0.0.0.0:0"}, exitUsage,
+			[]string{"--proxy-listen: a non-loopback address", "needs callers"}},
+		{"--proxy-listen with --config", nil, []string{"--config", yaml("proxyflag.yaml", "listen: 127.0.0.1:0\n"+chanYAML), "--proxy-listen", "127.0.0.1:0"}, exitUsage,
+			[]string{"--proxy-listen cannot be combined with --config"}},
+		{"proxy port taken", w.env, []string{"--listen", "127.0.0.1:0", "--proxy-listen", taken.Addr().String()}, exitFailure,
+			[]string{"cannot listen on " + taken.Addr().String()}},
 		{"store.file not creatable", nil, []string{"--config", yaml("store.yaml", "listen: 127.0.0.1:0\nstore:\n  file: "+filepath.Join(notSocket, "tokens.json")+"\n"+chanYAML)}, exitUsage,
 			[]string{filepath.Join(w.dir, "store.yaml") + ":3: store.file: "}},
 	} {
@@ -1032,7 +1045,7 @@ var (
 // the agent's metrics. SIGINT makes it exit 0 within 20 s, its sink's
 // temp directory removed.
 func TestAgentDev(t *testing.T) {
-	p := startAgent(t, 1, nil, "--dev", "--listen", "127.0.0.1:0")
+	p := startAgent(t, 1, nil, "--dev", "--listen", "127.0.0.1:0", "--proxy-listen", "127.0.0.1:0")
 	testkit.Eventually(t, agentStartLimit, "the --dev instructions printed", func() bool {
 		return p.exited() || devMetricsRE.MatchString(p.stdout.String())
 	})
