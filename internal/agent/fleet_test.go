@@ -63,3 +63,39 @@ func TestFleetRotatesOncePerExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetProxyHealsOnce: three agents' proxies share one redis-server;
+// LINE revokes the token they all send. Every agent's next push heals
+// its 401 and succeeds, with one issue at LINE for the whole fleet.
+func TestFleetProxyHealsOnce(t *testing.T) {
+	rs := testredis.Start(t)
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	fleet := make([]*running, 3)
+	for i := range fleet {
+		fleet[i] = startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+			c.Store.Redis = "redis://" + rs.Addr() + "/0"
+		})
+	}
+	old := fleet[0].token(ch.ID, "").AccessToken
+	for _, r := range fleet {
+		if got := r.token(ch.ID, "").AccessToken; got != old {
+			t.Fatal("the agents do not share one token")
+		}
+	}
+	issued := srv.IssueCount(oauthtest.KindV21)
+	if err := srv.Client(t, ch.ID).RevokeToken(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range fleet {
+		if rep := r.push(); rep.status != 200 {
+			t.Errorf("agent %d: push after the revocation: %d %s", i, rep.status, rep.body)
+		}
+	}
+	if got := srv.IssueCount(oauthtest.KindV21) - issued; got != 1 {
+		t.Errorf("the fleet issued %d tokens after the revocation, want 1", got)
+	}
+	if n := len(srv.Sends()); n != len(fleet) {
+		t.Errorf("%d sends accepted, want %d", n, len(fleet))
+	}
+}
