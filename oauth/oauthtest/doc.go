@@ -51,7 +51,7 @@
 //	POST /v2/bot/message/multicast   200 {}
 //	POST /v2/bot/message/narrowcast  202 {}
 //	POST /v2/bot/message/broadcast   200 {}
-//	GET  /v2/bot/info                200 {"userId","basicId","displayName","pictureUrl","chatMode","markAsReadMode"} ([BotFor])
+//	GET  /v2/bot/info                200 {"userId","basicId","displayName","pictureUrl","chatMode","markAsReadMode"} (BotFor)
 //	GET  /v2/bot/message/{messageId}/content    (data host) 200 application/octet-stream, test-only sizes below
 //	POST /v2/bot/richmenu/{richMenuId}/content  (data host) 200 {}, the body counted ([Server.Uploads])
 //

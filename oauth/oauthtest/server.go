@@ -341,8 +341,9 @@ func (s *Server) Lookup(accessToken string) (TokenInfo, bool) {
 type Stats struct {
 	// Requests is every request received.
 	Requests int
-	// Faulted is the requests an injected fault applied to (a request
-	// only delayed is also answered normally).
+	// Faulted is the requests an injected fault applied to, queued
+	// ([Server.InjectFault]) or scheduled ([Server.FaultSends]); a request
+	// only delayed is also answered normally.
 	Faulted int
 	// IssueRequests counts the requests to each kind's issue endpoint,
 	// whatever their answer (stateless: both forms).
