@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
@@ -594,5 +595,24 @@ func TestProxyConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %q", tc.yaml, err, tc.want)
 		}
+	}
+}
+
+// TestProxyTLS: with tls set, the proxy's listener speaks TLS with the
+// same certificate as the token API's.
+func TestProxyTLS(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	certFile, keyFile, pool := selfSignedCert(t)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.TLS = &agent.TLSConfig{CertFile: certFile, KeyFile: keyFile}
+	})
+	if rep, err := r.tryAt(r.proxy, "GET", "/v2/bot/info", "", "Authorization", bearer); err == nil && rep.status == 200 {
+		t.Error("a plain HTTP request to the TLS proxy was forwarded")
+	}
+	r.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	rep, err := r.tryAt(strings.Replace(r.proxy, "http://", "https://", 1), "GET", "/v2/bot/info", "", "Authorization", bearer)
+	if err != nil || rep.status != 200 {
+		t.Errorf("bot info over TLS: %v %d %s", err, rep.status, rep.body)
 	}
 }
