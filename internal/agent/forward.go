@@ -249,6 +249,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 		up = p.data
 	}
 	target := up.target(r.URL)
+	host := strings.TrimSuffix(target.Host, ":") // an empty port dropped, as http.NewRequest does
 
 	// The body: kept for a replay when small, else streamed once.
 	var kept []byte
@@ -286,13 +287,17 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			},
 			WroteRequest: func(i httptrace.WroteRequestInfo) { at.wrote = at.wrote || i.Err == nil },
 		}
-		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), r.Method, target.String(), nil)
-		req.Header = h
+		// What http.NewRequestWithContext makes of target.String(),
+		// without printing and parsing the URL again (nobody below
+		// mutates target: the Transports clone what they change).
+		req := (&http.Request{Method: r.Method, URL: target, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header: h, Host: host}).WithContext(httptrace.WithClientTrace(ctx, trace))
 		switch {
 		case kept != nil:
-			req.ContentLength = int64(len(kept))
-			req.Body = io.NopCloser(bytes.NewReader(kept))
-			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(kept)), nil }
+			body := kept // GetBody captures this copy: kept itself stays off the heap for bodiless requests
+			req.ContentLength = int64(len(body))
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		case stream != nil:
 			req.ContentLength = r.ContentLength
 			req.Body = io.NopCloser(stream)
