@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/linetoken/linetoken => ../
 
 require (
+	github.com/google/uuid v1.6.0
 	github.com/line/line-bot-sdk-go/v8 v8.14.0
 	github.com/linetoken/linetoken v0.0.0-00010101000000-000000000000
 	golang.org/x/oauth2 v0.38.0
@@ -17,7 +18,6 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/goccy/go-yaml v1.19.2 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
-	github.com/google/uuid v1.6.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/oapi-codegen/runtime v1.8.0 // indirect
 	github.com/pandatix/go-abnf v0.5.5 // indirect
