@@ -196,10 +196,29 @@ func TestAgentNoSecretPrinted(t *testing.T) {
 		scan.add(true, c.name+": output", []byte(res.stdout+res.stderr))
 	}
 
-	// The needles.
-	secrets := map[string]string{
-		"channel secret": w.ch.Secret, "channel two's secret": w.twoSecret, "private JWK": jwk,
-		"caller key all-bot": w.allKey, "caller key second-bot": w.secondKey, "Redis password": pw,
+	secrets, tokens, assertions := leakNeedles(t, w, rec, map[string]string{"Redis password": pw})
+	// A vacuous pass is impossible: what was to be seen was seen.
+	if assertions < 4 || len(tokens) < 8 || len(scan.forbidden) < 40 || len(scan.tokenOK) < 10 {
+		t.Errorf("too little checked: %d assertions, %d tokens, %d forbidden texts, %d token texts",
+			assertions, len(tokens), len(scan.forbidden), len(scan.tokenOK))
+	}
+	scan.check(t, secrets, tokens)
+}
+
+// leakNeedles is what the agents of w must never show: w's channel
+// secrets, private key (whole and its members), caller keys, extra, and
+// every assertion sent to LINE (whole and its signature), each long one
+// also by halves; and every access token the fake handed out (to rec's
+// answers), was asked about, or was sent as a Bearer token. assertions
+// counts the assertions.
+func leakNeedles(t *testing.T, w *agentWorld, rec *tokenRecorder, extra map[string]string) (secrets map[string]string, tokens map[string]bool, assertions int) {
+	t.Helper()
+	secrets = map[string]string{
+		"channel secret": w.ch.Secret, "channel two's secret": w.twoSecret, "private JWK": string(w.ch.PrivateJWK),
+		"caller key all-bot": w.allKey, "caller key second-bot": w.secondKey,
+	}
+	for name, v := range extra {
+		secrets[name] = v
 	}
 	for name, v := range privateMembers(t, w.ch.PrivateJWK) {
 		secrets[name] = v
@@ -210,19 +229,22 @@ func TestAgentNoSecretPrinted(t *testing.T) {
 			secrets[name+", second half"] = v[len(v)/2:]
 		}
 	}
-	assertions, tokens := map[string]bool{}, map[string]bool{}
+	seen, tokens := map[string]bool{}, map[string]bool{}
 	for _, rq := range w.srv.Requests() {
 		for _, vals := range []map[string][]string{rq.Form, rq.Query} { // POST forms, GET queries
 			for _, a := range vals["client_assertion"] {
-				assertions[a] = true
+				seen[a] = true
 			}
 			for _, tok := range vals["access_token"] {
 				tokens[tok] = true
 			}
 		}
+		if tok, ok := strings.CutPrefix(rq.Header.Get("Authorization"), "Bearer "); ok {
+			tokens[tok] = true
+		}
 	}
 	i := 0
-	for a := range assertions {
+	for a := range seen {
 		secrets[fmt.Sprint("assertion ", i)] = a
 		secrets[fmt.Sprint("assertion signature ", i)] = a[strings.LastIndexByte(a, '.')+1:]
 		i++
@@ -232,13 +254,14 @@ func TestAgentNoSecretPrinted(t *testing.T) {
 		tokens[tok] = true
 	}
 	rec.mu.Unlock()
+	return secrets, tokens, len(seen)
+}
 
-	// A vacuous pass is impossible: what was to be seen was seen.
-	if len(assertions) < 4 || len(tokens) < 8 || len(scan.forbidden) < 40 || len(scan.tokenOK) < 10 {
-		t.Errorf("too little checked: %d assertions, %d tokens, %d forbidden texts, %d token texts",
-			len(assertions), len(tokens), len(scan.forbidden), len(scan.tokenOK))
-	}
-	for where, text := range scan.forbidden {
+// check fails t for an access token (or anything JWT-shaped) in a
+// forbidden text, and for a secret in any text.
+func (s *leakScan) check(t *testing.T, secrets map[string]string, tokens map[string]bool) {
+	t.Helper()
+	for where, text := range s.forbidden {
 		for tok := range tokens {
 			if strings.Contains(text, tok) {
 				t.Errorf("an access token appears in %s", where)
@@ -248,7 +271,7 @@ func TestAgentNoSecretPrinted(t *testing.T) {
 			t.Errorf("something JWT-shaped appears in %s", where)
 		}
 	}
-	for _, m := range []map[string]string{scan.forbidden, scan.tokenOK} {
+	for _, m := range []map[string]string{s.forbidden, s.tokenOK} {
 		for where, text := range m {
 			for name, v := range secrets {
 				if strings.Contains(text, v) {
@@ -258,7 +281,7 @@ func TestAgentNoSecretPrinted(t *testing.T) {
 		}
 	}
 	t.Logf("%d forbidden texts and %d token texts checked for %d secrets and %d access tokens",
-		len(scan.forbidden), len(scan.tokenOK), len(secrets), len(tokens))
+		len(s.forbidden), len(s.tokenOK), len(secrets), len(tokens))
 }
 
 // leakMainRun runs the multi-channel agent with top added to its config
@@ -329,6 +352,143 @@ func leakMainRun(t *testing.T, w *agentWorld, format, top string, scan *leakScan
 	stderr := p.stderr.String()
 	level := map[string]string{"text": "level=DEBUG", "json": `"level":"DEBUG"`}[format]
 	for _, want := range []string{level, "all-bot", "second-bot", "agent: token dropped", "agent: invalidation ignored", "says it is valid"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("%s: stderr lacks %q: the audit did not see what it drives", format, want)
+		}
+	}
+	scan.add(true, format+": stdout", []byte(p.stdout.String()))
+	scan.add(true, format+": stderr", []byte(stderr))
+}
+
+// TestAgentProxyNoSecretPrinted is the leak audit of the agent's LINE API
+// endpoint, run as a process: the multi-channel config with caller keys
+// and the proxy, at debug level (the proxy's access log), in both log
+// formats. Through the proxy go pushes (the caller key in the placeholder
+// and in X-Linetoken-Key), a push whose first attempt the fake accepts
+// then answers 500 (retried, its 409 answered as success), a GET retried
+// after a 503, a 401 healed after the fake revoked the current token,
+// LINE's own 400, and refused requests that carry secrets where they do
+// not belong: the real token as the Bearer token, as a caller key and in
+// X-Linetoken-Key, wrong and foreign caller keys, the channel secret in a
+// form to LINE's token endpoint. No access token appears in any answer
+// the clients got (bodies and headers), nor in stdout or stderr; no
+// secret, caller key or assertion appears anywhere.
+func TestAgentProxyNoSecretPrinted(t *testing.T) {
+	w := newAgentWorld(t)
+	rec := &tokenRecorder{srv: w.srv, tokens: map[string]bool{}}
+	front := httptest.NewServer(rec) // plays both LINE hosts: the proxy's upstream is base_url
+	defer front.Close()
+	w.baseURL = front.URL
+	scan := &leakScan{forbidden: map[string]string{}, tokenOK: map[string]string{}}
+	for _, format := range []string{"text", "json"} {
+		leakProxyRun(t, w, format, scan)
+	}
+	secrets, tokens, assertions := leakNeedles(t, w, rec, nil)
+	if assertions < 2 || len(tokens) < 4 || len(scan.forbidden) < 40 {
+		t.Errorf("too little checked: %d assertions, %d tokens, %d forbidden texts", assertions, len(tokens), len(scan.forbidden))
+	}
+	scan.check(t, secrets, tokens)
+}
+
+// leakProxyRun runs the multi-channel agent with its proxy in format,
+// drives what TestAgentProxyNoSecretPrinted lists through it, and adds
+// every answer and the agent's output to scan.
+func leakProxyRun(t *testing.T, w *agentWorld, format string, scan *leakScan) {
+	t.Helper()
+	p := startAgent(t, 1, nil, "--config", w.config(t, "log_format: "+format+"\nproxy:\n  listen: 127.0.0.1:0\n", ""))
+	proxy := p.proxyBase()
+	p.waitReady()
+	one := "linetoken:" + w.ch.ID + ":v2.1"
+	send := func(what string, r req) (*http.Response, []byte) {
+		t.Helper()
+		resp, b := p.do(p.client, proxy, r)
+		var hdr bytes.Buffer
+		_ = resp.Header.Write(&hdr)
+		scan.add(true, format+": "+what, append(hdr.Bytes(), b...))
+		return resp, b
+	}
+	// lastToken is the token the proxy last sent to the fake.
+	lastToken := func() string {
+		t.Helper()
+		rs := w.srv.Requests()
+		for i := len(rs) - 1; i >= 0; i-- {
+			if tok, ok := strings.CutPrefix(rs[i].Header.Get("Authorization"), "Bearer "); ok && strings.HasPrefix(rs[i].Path, "/v2/bot/") {
+				return tok
+			}
+		}
+		t.Fatal("the fake saw no Bearer token")
+		return ""
+	}
+
+	resp, b := send("push, key in the placeholder", pushReq(bearer(one+"/"+w.allKey)))
+	checkPushed(t, format+": push, key in the placeholder", resp, b)
+	resp, b = send("push, key in the header", pushReq(bearer(one, "X-Linetoken-Key", w.allKey)))
+	checkPushed(t, format+": push, key in the header", resp, b)
+	tok := lastToken()
+
+	// Retries: a send accepted then answered 500, a GET answered 503.
+	w.srv.FaultSends(func(_ string, n int) (oauthtest.Fault, bool) {
+		return oauthtest.Fault{Status: http.StatusInternalServerError, Body: `{"message":"Internal Server Error"}`, AfterAccept: true}, n == 1
+	})
+	resp, b = send("push accepted then 500", pushReq(bearer(one+"/"+w.allKey)))
+	checkPushed(t, format+": push accepted then 500", resp, b)
+	if resp.Header.Get("X-Line-Accepted-Request-Id") == "" {
+		t.Errorf("%s: the push after an accepted 500 was not answered from LINE's 409", format)
+	}
+	w.srv.FaultSends(nil)
+	w.srv.InjectFault(1, oauthtest.Fault{Path: "/v2/bot/info", Status: http.StatusServiceUnavailable, Body: `{"message":"busy"}`})
+	if resp, b := send("bot info after a 503", req{path: "/v2/bot/info", header: bearer(one + "/" + w.allKey)}); resp.StatusCode != http.StatusOK {
+		t.Errorf("%s: GET /v2/bot/info after a 503: %d %s", format, resp.StatusCode, b)
+	}
+
+	// A 401 healed: the fake revokes the token the proxy uses.
+	if err := w.srv.Client(t, w.ch.ID).RevokeToken(context.Background(), tok); err != nil {
+		t.Fatal(err)
+	}
+	resp, b = send("push after a revocation", pushReq(bearer(one+"/"+w.allKey)))
+	checkPushed(t, format+": push after a revocation", resp, b)
+	if healed := lastToken(); healed == tok {
+		t.Errorf("%s: the push after a revocation was not sent with a new token", format)
+	}
+	resp, b = send("LINE's 400", req{method: http.MethodPost, path: "/v2/bot/message/push", header: bearer(one+"/"+w.allKey, "Content-Type", "application/json"),
+		body: `{"to":"` + testUserID + `","messages":[]}`})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `"details"`) {
+		t.Errorf("%s: LINE's 400 did not pass through: %d %s", format, resp.StatusCode, b)
+	}
+
+	// Refused, with secrets where they do not belong.
+	tok = lastToken()
+	for _, c := range []struct {
+		name string
+		req  req
+		code int
+		err  string
+	}{
+		{"the real token as the Bearer token", req{path: "/v2/bot/info", header: bearer(tok)}, 401, "missing_placeholder"},
+		{"the real token as the caller key", req{path: "/v2/bot/info", header: bearer("linetoken/" + tok)}, 401, "missing_placeholder"},
+		{"the real token in X-Linetoken-Key", req{path: "/v2/bot/info", header: bearer(one, "X-Linetoken-Key", tok)}, 401, "invalid_caller_key"},
+		{"a wrong caller key", req{path: "/v2/bot/info", header: bearer(one + "/" + w.allKey + "x")}, 401, "invalid_caller_key"},
+		{"two different caller keys", req{path: "/v2/bot/info", header: bearer(one+"/"+w.allKey, "X-Linetoken-Key", w.secondKey)}, 401, "invalid_caller_key"},
+		{"another channel's caller key", req{path: "/v2/bot/info", header: bearer(one + "/" + w.secondKey)}, 403, "channel_not_allowed"},
+		{"no channel named", req{path: "/v2/bot/info", header: bearer("linetoken/" + w.allKey)}, 400, "ambiguous_channel"},
+		{"no kind named", req{path: "/v2/bot/info", header: bearer("linetoken:" + w.ch.ID + "/" + w.allKey)}, 400, "ambiguous_kind"},
+		{"foreign Host", req{path: "/v2/bot/info", host: "api.line.me", header: bearer(one + "/" + w.allKey)}, 403, "bad_host"},
+		{"token endpoint with the secret", req{method: http.MethodPost, path: "/v2/oauth/accessToken?client_secret=" + w.ch.Secret,
+			header: bearer(one+"/"+w.allKey, "Content-Type", "application/x-www-form-urlencoded"),
+			body:   "grant_type=client_credentials&client_id=" + w.ch.ID + "&client_secret=" + w.ch.Secret}, 403, "token_endpoint_refused"},
+	} {
+		resp, b := send(c.name, c.req)
+		checkProxyError(t, format+": "+c.name, resp, b, c.code, c.err)
+	}
+	for _, path := range []string{"/metrics", "/readyz"} {
+		_, b := p.get(p.client, p.base, path, nil)
+		scan.add(true, format+": "+path, b)
+	}
+	p.stopClean(syscall.SIGTERM)
+	stderr := p.stderr.String()
+	level := map[string]string{"text": "level=DEBUG", "json": `"level":"DEBUG"`}[format]
+	for _, want := range []string{level, "agent: proxy request", "all-bot", "agent: proxy: retrying", "an earlier attempt of this send was accepted",
+		"token dropped after LINE answered 401"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("%s: stderr lacks %q: the audit did not see what it drives", format, want)
 		}
