@@ -36,7 +36,8 @@ FUZZ_TARGETS := \
 	./oauth/oauthtest/:FuzzForm:50000 \
 	./cmd/linetoken/:FuzzArgs:10000 \
 	./internal/agent/:FuzzConfig:10000 \
-	./internal/agent/:FuzzAPI:5000
+	./internal/agent/:FuzzAPI:5000 \
+	./internal/agent/:FuzzProxy:5000
 
 # fuzz-run runs every target, stopping at the first failure. $(1) is the
 # -fuzztime: a duration, or empty for each target's smoke count.

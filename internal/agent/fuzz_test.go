@@ -75,13 +75,16 @@ var (
 )
 
 // fuzzAgent is FuzzAPI's agent (not running: ServeHTTP is called
-// directly) and the tokens it serves.
+// directly), its fake and the tokens it serves.
 type fuzzAgent struct {
 	a      *agent.Agent
+	srv    *oauthtest.Server
 	tokens []string
 }
 
-func newFuzzAgent(tb testing.TB) *fuzzAgent {
+// newFuzzAgent builds FuzzAPI's agent; edit (FuzzProxy's) changes its
+// config and options before validation.
+func newFuzzAgent(tb testing.TB, edit ...func(*oauthtest.Server, *agent.Config, *agent.Options)) *fuzzAgent {
 	tb.Helper()
 	srv := oauthtest.NewServer()
 	tb.Cleanup(srv.Close)
@@ -110,15 +113,19 @@ func newFuzzAgent(tb testing.TB) *fuzzAgent {
 	}
 	cfg := &agent.Config{Listen: "127.0.0.1:0", BaseURL: srv.URL(), Channels: chans, AllowedHosts: []string{"agent.internal"},
 		Callers: []agent.Caller{{Name: "all", Key: keyAll}, {Name: "a", Key: keyOnlyA, Channels: []string{fuzzChanA}}}}
+	opts := agent.Options{Clock: srv.Now, Logger: slog.New(slog.DiscardHandler)}
+	for _, e := range edit {
+		e(srv, cfg, &opts)
+	}
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
 	}
-	a, err := agent.New(cfg, agent.Options{Clock: srv.Now, Logger: slog.New(slog.DiscardHandler)})
+	a, err := agent.New(cfg, opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = a.Close() })
-	fa := &fuzzAgent{a: a}
+	fa := &fuzzAgent{a: a, srv: srv}
 	for _, kind := range []string{"v2.1", "short-lived"} {
 		rec := fa.serve("GET", "/v1/channels/"+fuzzChanA+"/token", "127.0.0.1", "", "1", keyAll, kind, nil)
 		var tr tokenReply
