@@ -523,24 +523,33 @@ func (w *agentWorld) apiCases(addr string) []apiCase {
 func (p *agentProc) check(cl *http.Client, base string, c apiCase) []byte {
 	p.t.Helper()
 	resp, b := p.do(cl, base, c.req)
+	checkAnswer(p.t, c, resp, b)
+	return b
+}
+
+// checkAnswer checks an answer to c's request: status, Allow, and for an
+// error its JSON body (the code and a message) and Content-Type. It
+// returns the error body.
+func checkAnswer(t *testing.T, c apiCase, resp *http.Response, b []byte) apiErrorBody {
+	t.Helper()
+	var e apiErrorBody
 	if resp.StatusCode != c.code {
-		p.t.Errorf("%s: status %d, want %d: %s", c.name, resp.StatusCode, c.code, b)
-		return b
+		t.Errorf("%s: status %d, want %d: %s", c.name, resp.StatusCode, c.code, b)
+		return e
 	}
 	if c.allow != "" && resp.Header.Get("Allow") != c.allow {
-		p.t.Errorf("%s: Allow %q, want %q", c.name, resp.Header.Get("Allow"), c.allow)
+		t.Errorf("%s: Allow %q, want %q", c.name, resp.Header.Get("Allow"), c.allow)
 	}
 	if c.err == "" {
-		return b
+		return e
 	}
-	var e apiErrorBody
 	if err := json.Unmarshal(b, &e); err != nil || e.Error != c.err || e.Message == "" {
-		p.t.Errorf("%s: body %s, want error %q with a message", c.name, b, c.err)
+		t.Errorf("%s: body %s, want error %q with a message", c.name, b, c.err)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		p.t.Errorf("%s: Content-Type %q", c.name, ct)
+		t.Errorf("%s: Content-Type %q", c.name, ct)
 	}
-	return b
+	return e
 }
 
 // TestAgentRoutesAndErrors: every route and every error code of the HTTP

@@ -458,27 +458,23 @@ func leakProxyRun(t *testing.T, w *agentWorld, format string, scan *leakScan) {
 
 	// Refused, with secrets where they do not belong.
 	tok = lastToken()
-	for _, c := range []struct {
-		name string
-		req  req
-		code int
-		err  string
-	}{
-		{"the real token as the Bearer token", req{path: "/v2/bot/info", header: bearer(tok)}, 401, "missing_placeholder"},
-		{"the real token as the caller key", req{path: "/v2/bot/info", header: bearer("linetoken/" + tok)}, 401, "missing_placeholder"},
-		{"the real token in X-Linetoken-Key", req{path: "/v2/bot/info", header: bearer(one, "X-Linetoken-Key", tok)}, 401, "invalid_caller_key"},
-		{"a wrong caller key", req{path: "/v2/bot/info", header: bearer(one + "/" + w.allKey + "x")}, 401, "invalid_caller_key"},
-		{"two different caller keys", req{path: "/v2/bot/info", header: bearer(one+"/"+w.allKey, "X-Linetoken-Key", w.secondKey)}, 401, "invalid_caller_key"},
-		{"another channel's caller key", req{path: "/v2/bot/info", header: bearer(one + "/" + w.secondKey)}, 403, "channel_not_allowed"},
-		{"no channel named", req{path: "/v2/bot/info", header: bearer("linetoken/" + w.allKey)}, 400, "ambiguous_channel"},
-		{"no kind named", req{path: "/v2/bot/info", header: bearer("linetoken:" + w.ch.ID + "/" + w.allKey)}, 400, "ambiguous_kind"},
-		{"foreign Host", req{path: "/v2/bot/info", host: "api.line.me", header: bearer(one + "/" + w.allKey)}, 403, "bad_host"},
-		{"token endpoint with the secret", req{method: http.MethodPost, path: "/v2/oauth/accessToken?client_secret=" + w.ch.Secret,
+	for _, c := range []apiCase{
+		{name: "the real token as the Bearer token", req: req{path: "/v2/bot/info", header: bearer(tok)}, code: 401, err: "missing_placeholder"},
+		{name: "the real token as the caller key", req: req{path: "/v2/bot/info", header: bearer("linetoken/" + tok)}, code: 401, err: "missing_placeholder"},
+		{name: "the real token in X-Linetoken-Key", req: req{path: "/v2/bot/info", header: bearer(one, "X-Linetoken-Key", tok)}, code: 401, err: "invalid_caller_key"},
+		{name: "a wrong caller key", req: req{path: "/v2/bot/info", header: bearer(one + "/" + w.allKey + "x")}, code: 401, err: "invalid_caller_key"},
+		{name: "two different caller keys", req: req{path: "/v2/bot/info", header: bearer(one+"/"+w.allKey, "X-Linetoken-Key", w.secondKey)}, code: 401, err: "invalid_caller_key"},
+		{name: "another channel's caller key", req: req{path: "/v2/bot/info", header: bearer(one + "/" + w.secondKey)}, code: 403, err: "channel_not_allowed"},
+		{name: "no channel named", req: req{path: "/v2/bot/info", header: bearer("linetoken/" + w.allKey)}, code: 400, err: "ambiguous_channel"},
+		{name: "no kind named", req: req{path: "/v2/bot/info", header: bearer("linetoken:" + w.ch.ID + "/" + w.allKey)}, code: 400, err: "ambiguous_kind"},
+		{name: "foreign Host", req: req{path: "/v2/bot/info", host: "api.line.me", header: bearer(one + "/" + w.allKey)}, code: 403, err: "bad_host"},
+		{name: "token endpoint with the secret", req: req{method: http.MethodPost, path: "/v2/oauth/accessToken?client_secret=" + w.ch.Secret,
 			header: bearer(one+"/"+w.allKey, "Content-Type", "application/x-www-form-urlencoded"),
-			body:   "grant_type=client_credentials&client_id=" + w.ch.ID + "&client_secret=" + w.ch.Secret}, 403, "token_endpoint_refused"},
+			body:   "grant_type=client_credentials&client_id=" + w.ch.ID + "&client_secret=" + w.ch.Secret}, code: 403, err: "token_endpoint_refused"},
 	} {
 		resp, b := send(c.name, c.req)
-		checkProxyError(t, format+": "+c.name, resp, b, c.code, c.err)
+		c.name = format + ": " + c.name
+		checkAnswer(t, c, resp, b)
 	}
 	for _, path := range []string{"/metrics", "/readyz"} {
 		_, b := p.get(p.client, p.base, path, nil)

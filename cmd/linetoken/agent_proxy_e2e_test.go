@@ -82,20 +82,6 @@ func checkPushed(t *testing.T, what string, resp *http.Response, b []byte) {
 	}
 }
 
-// checkProxyError fails t unless resp and b are the proxy's JSON error
-// errCode with status code and a message.
-func checkProxyError(t *testing.T, what string, resp *http.Response, b []byte, code int, errCode string) apiErrorBody {
-	t.Helper()
-	var e apiErrorBody
-	if resp.StatusCode != code || json.Unmarshal(b, &e) != nil || e.Error != errCode || e.Message == "" {
-		t.Errorf("%s: %d %s, want %d with error %q and a message", what, resp.StatusCode, b, code, errCode)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
-	}
-	return e
-}
-
 var (
 	devProxyCurlRE = regexp.MustCompile(`(?m)^\s*curl -s -X POST (http://\S+/v2/bot/message/push) -H '(Authorization): ([^']*)' -H '(Content-Type): ([^']*)' -d '([^']*)'$`)
 	devNodeRE      = regexp.MustCompile(`new messagingApi\.MessagingApiClient\(\{channelAccessToken: "linetoken", baseURL: "([^"]+)"\}\)`)
@@ -179,31 +165,26 @@ func TestAgentProxyEnvMode(t *testing.T) {
 	}
 
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(proxy, "http://"))
-	for i, c := range []struct {
-		name string
-		req  req
-		code int
-		err  string
-	}{
-		{"no Authorization", req{path: "/v2/bot/info"}, 401, "missing_placeholder"},
-		{"a real-looking token", req{path: "/v2/bot/info", header: bearer("eyJhbGciOiJIUzI1NiJ9.e30.c2ln")}, 401, "missing_placeholder"},
-		{"Basic auth", req{path: "/v2/bot/info", header: map[string]string{"Authorization": "Basic bGluZXRva2Vu"}}, 401, "missing_placeholder"},
-		{"foreign Host", req{path: "/v2/bot/info", host: "api.line.me", header: bearer("linetoken")}, 403, "bad_host"},
-		{"rebinding Host with the port", req{path: "/v2/bot/info", host: "rebound.example:" + port, header: bearer("linetoken")}, 403, "bad_host"},
-		{"Origin", req{path: "/v2/bot/info", header: bearer("linetoken", "Origin", "http://127.0.0.1:"+port)}, 403, "bad_host"},
-		{"v2 token endpoint", req{method: http.MethodPost, path: "/v2/oauth/accessToken", header: bearer("linetoken", "Content-Type", "application/x-www-form-urlencoded"),
-			body: "grant_type=client_credentials&client_id=" + f.ch.ID + "&client_secret=" + f.ch.Secret}, 403, "token_endpoint_refused"},
-		{"v2.1 token endpoint", req{method: http.MethodPost, path: "/oauth2/v2.1/token", header: bearer("linetoken")}, 403, "token_endpoint_refused"},
-		{"dot-dot path", req{path: "/v2/bot/../../oauth2/v2.1/verify", header: bearer("linetoken")}, 400, "bad_path"},
-		{"unknown channel", req{path: "/v2/bot/info", header: bearer("linetoken:999")}, 404, "unknown_channel"},
-		{"kind the channel lacks", req{path: "/v2/bot/info", header: bearer("linetoken:" + f.ch.ID + ":stateless")}, 404, "unknown_channel"},
+	for i, c := range []apiCase{
+		{name: "no Authorization", req: req{path: "/v2/bot/info"}, code: 401, err: "missing_placeholder"},
+		{name: "a real-looking token", req: req{path: "/v2/bot/info", header: bearer("eyJhbGciOiJIUzI1NiJ9.e30.c2ln")}, code: 401, err: "missing_placeholder"},
+		{name: "Basic auth", req: req{path: "/v2/bot/info", header: map[string]string{"Authorization": "Basic bGluZXRva2Vu"}}, code: 401, err: "missing_placeholder"},
+		{name: "foreign Host", req: req{path: "/v2/bot/info", host: "api.line.me", header: bearer("linetoken")}, code: 403, err: "bad_host"},
+		{name: "rebinding Host with the port", req: req{path: "/v2/bot/info", host: "rebound.example:" + port, header: bearer("linetoken")}, code: 403, err: "bad_host"},
+		{name: "Origin", req: req{path: "/v2/bot/info", header: bearer("linetoken", "Origin", "http://127.0.0.1:"+port)}, code: 403, err: "bad_host"},
+		{name: "v2 token endpoint", req: req{method: http.MethodPost, path: "/v2/oauth/accessToken", header: bearer("linetoken", "Content-Type", "application/x-www-form-urlencoded"),
+			body: "grant_type=client_credentials&client_id=" + f.ch.ID + "&client_secret=" + f.ch.Secret}, code: 403, err: "token_endpoint_refused"},
+		{name: "v2.1 token endpoint", req: req{method: http.MethodPost, path: "/oauth2/v2.1/token", header: bearer("linetoken")}, code: 403, err: "token_endpoint_refused"},
+		{name: "dot-dot path", req: req{path: "/v2/bot/../../oauth2/v2.1/verify", header: bearer("linetoken")}, code: 400, err: "bad_path"},
+		{name: "unknown channel", req: req{path: "/v2/bot/info", header: bearer("linetoken:999")}, code: 404, err: "unknown_channel"},
+		{name: "kind the channel lacks", req: req{path: "/v2/bot/info", header: bearer("linetoken:" + f.ch.ID + ":stateless")}, code: 404, err: "unknown_channel"},
 	} {
 		if c.req.header == nil {
 			c.req.header = map[string]string{}
 		}
 		c.req.header[probeHeader] = fmt.Sprint("refused-", i)
 		resp, b := p.do(p.client, proxy, c.req)
-		e := checkProxyError(t, c.name, resp, b, c.code, c.err)
+		e := checkAnswer(t, c, resp, b)
 		if c.err == "missing_placeholder" && !strings.Contains(e.Message, `"linetoken"`) {
 			t.Errorf("%s: the message does not say how to configure the SDK: %s", c.name, e.Message)
 		}
@@ -307,7 +288,7 @@ func TestAgentProxyHonoursHTTPSProxy(t *testing.T) {
 	p.waitReady()
 
 	resp, b := p.do(p.client, proxy, req{path: "/v2/bot/info", header: bearer("linetoken")})
-	checkProxyError(t, "GET /v2/bot/info through an egress proxy that refuses", resp, b, http.StatusBadGateway, "upstream_unreachable")
+	checkAnswer(t, apiCase{name: "GET /v2/bot/info through an egress proxy that refuses", code: http.StatusBadGateway, err: "upstream_unreachable"}, resp, b)
 	lines := rec.seen()
 	if len(lines) == 0 {
 		t.Fatal("the egress proxy saw nothing: HTTPS_PROXY was not honoured")
