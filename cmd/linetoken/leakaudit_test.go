@@ -50,7 +50,7 @@ func TestBaseURLSettingNotEchoed(t *testing.T) {
 }
 
 // leakAuditTests are the tests TESTING.md's CLI leak audit command must run.
-var leakAuditTests = []string{"TestNoSecretPrinted", "TestBaseURLSettingNotEchoed", "TestAgentNoSecretPrinted"}
+var leakAuditTests = []string{"TestNoSecretPrinted", "TestBaseURLSettingNotEchoed", "TestAgentNoSecretPrinted", "TestAgentProxyNoSecretPrinted"}
 
 // TestLeakAuditCommandRunsTheAudit: the command TESTING.md gives for the
 // CLI's leak audit selects the audit's tests (it once said -run
