@@ -152,15 +152,7 @@ func (e *exampleAgent) runBot(t *testing.T, bin, script, callerKey string) (int,
 	ctx, cancel := context.WithTimeout(context.Background(), exampleBotTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, script)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		up := strings.ToUpper(name)
-		if strings.HasSuffix(up, "_PROXY") || strings.HasPrefix(up, "LINE_") || strings.HasPrefix(up, "LINETOKEN_") {
-			continue
-		}
-		cmd.Env = append(cmd.Env, kv)
-	}
-	cmd.Env = append(cmd.Env, "LINETOKEN_AGENT="+e.url, "LINE_CHANNEL_ID="+e.ch.ID,
+	cmd.Env = append(botEnv(), "LINETOKEN_AGENT="+e.url, "LINE_CHANNEL_ID="+e.ch.ID,
 		"LINETOKEN_SINK="+e.sink, "LINE_API_BASE_URL="+e.srv.URL())
 	if callerKey != "" {
 		cmd.Env = append(cmd.Env, "LINETOKEN_CALLER_KEY="+callerKey)
@@ -220,4 +212,20 @@ func (e *exampleAgent) noToken(t *testing.T, out string, toks ...string) {
 			t.Errorf("the bot printed an access token (%d characters of output)", len(out))
 		}
 	}
+}
+
+// botEnv is this process's environment for an example bot, without the
+// settings a bot reads (LINE_*, LINETOKEN_*) or proxy variables, which
+// would send its loopback requests elsewhere.
+func botEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		up := strings.ToUpper(name)
+		if strings.HasSuffix(up, "_PROXY") || strings.HasPrefix(up, "LINE_") || strings.HasPrefix(up, "LINETOKEN_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
 }

@@ -56,35 +56,37 @@ type botReport struct {
 	Error      string          `json:"error"`
 }
 
-// proxyBot runs examples/agent/proxy-bot.mjs with LINE's Node SDK from
-// contract/node_modules, its base URL proxyURL, for calls; env adds
-// settings. It returns the report of each call, by call. Without node or
-// the SDK it skips, or fails under CI=true.
-func proxyBot(t *testing.T, proxyURL string, env []string, calls ...string) map[string]botReport {
+// nodeBot is examples/agent/proxy-bot.mjs and what runs it: node and
+// LINE's Node SDK from contract/node_modules.
+type nodeBot struct {
+	node    string // node's path
+	sdkFrom string // the directory whose node_modules holds the SDK
+	script  string // proxy-bot.mjs
+}
+
+// needNodeBot finds node and the SDK, or skips t (fails it under CI=true).
+func needNodeBot(t *testing.T) nodeBot {
 	t.Helper()
 	node := prism.Node(t)
-	sdk := prism.Package(t, repoRoot, nodeSDK)
+	sdk := prism.Package(t, repoRoot, nodeSDK) // contract/node_modules/@line/bot-sdk
 	script, err := filepath.Abs(filepath.Join(repoRoot, "examples", "agent", "proxy-bot.mjs"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return nodeBot{node: node, sdkFrom: filepath.Dir(filepath.Dir(filepath.Dir(sdk))), script: script}
+}
+
+// run runs the bot, its SDK's base URL proxyURL, for calls; env adds
+// settings. It returns the report of each call, by call.
+func (b nodeBot) run(t *testing.T, proxyURL string, env []string, calls ...string) map[string]botReport {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), proxyBotTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, append([]string{script}, calls...)...)
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		up := strings.ToUpper(name)
-		if strings.HasSuffix(up, "_PROXY") || strings.HasPrefix(up, "LINE_") || strings.HasPrefix(up, "LINETOKEN_") {
-			continue
-		}
-		cmd.Env = append(cmd.Env, kv)
-	}
-	// LINE_BOT_SDK_FROM is contract/, whose node_modules holds the SDK.
-	cmd.Env = append(cmd.Env, append([]string{"LINETOKEN_PROXY=" + proxyURL,
-		"LINE_BOT_SDK_FROM=" + filepath.Dir(filepath.Dir(filepath.Dir(sdk)))}, env...)...)
+	cmd := exec.CommandContext(ctx, b.node, append([]string{b.script}, calls...)...)
+	cmd.Env = append(append(botEnv(), "LINETOKEN_PROXY="+proxyURL, "LINE_BOT_SDK_FROM="+b.sdkFrom), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("proxy-bot.mjs did not finish within %v; stdout %q, stderr %q", proxyBotTimeout, stdout.String(), stderr.String())
 	}
@@ -134,10 +136,11 @@ func startProxyAgent(t *testing.T, srv *oauthtest.Server, apiURL, dataURL string
 //
 // Under CI=true a missing node or SDK fails the test.
 func TestNodeSDKThroughProxy(t *testing.T) {
+	bot := needNodeBot(t)
 	srv := newFake(t)
 	r, ch := startProxyAgent(t, srv, srv.URL(), srv.DataURL())
 	content := filepath.Join(t.TempDir(), "content")
-	reports := proxyBot(t, r.proxy, []string{"LINE_TO=" + sdkPushTo,
+	reports := bot.run(t, r.proxy, []string{"LINE_TO=" + sdkPushTo,
 		"LINE_MESSAGE_ID=" + oauthtest.ContentMessageID(sdkContentSize), "LINE_CONTENT_FILE=" + content},
 		"push", "info", "content")
 
@@ -236,12 +239,11 @@ func TestNodeSDKThroughProxy(t *testing.T) {
 //
 // Under CI=true a missing node, SDK, Prism or spec fails the test.
 func TestNodeSDKThroughProxyToPrism(t *testing.T) {
-	prism.Node(t)
-	prism.Package(t, repoRoot, nodeSDK) // before Prism's slow start
+	bot := needNodeBot(t) // before Prism's slow start
 	mock := prism.Start(t, repoRoot, messagingSpec)
 	srv := newFake(t)
 	r, _ := startProxyAgent(t, srv, mock, mock)
-	reports := proxyBot(t, r.proxy, []string{"LINE_TO=" + sdkPushTo, "LINE_MESSAGE_ID=325708"},
+	reports := bot.run(t, r.proxy, []string{"LINE_TO=" + sdkPushTo, "LINE_MESSAGE_ID=325708"},
 		"push", "info", "content", "invalid-push")
 	for _, call := range []string{"push", "info", "content"} {
 		rep := reports[call]
