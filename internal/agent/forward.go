@@ -320,13 +320,11 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 				reason = "timeout"
 			}
 			ambiguous = ambiguous || at.wrote
-			if n < attempts {
-				if p.sleep(ctx, c, n, 0, deadline, reason, h) {
-					continue
-				}
-				if ctx.Err() != nil {
+			if wait := p.backoffFor(n, 0); n < attempts && time.Now().Add(wait).Before(deadline) {
+				if !p.sleep(ctx, c, n, wait, reason, h) {
 					return proxyAnswer{code: codeClientGone, attempts: n}
 				}
+				continue
 			}
 			ans := p.unreachable(w, c, reason, err)
 			ans.attempts = n
@@ -345,10 +343,10 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 				if time.Now().Add(wait).Before(deadline) {
 					_, _ = io.CopyN(io.Discard, resp.Body, maxDrain)
 					resp.Body.Close()
-					if p.sleep(ctx, c, n, wait, deadline, "status_"+strconv.Itoa(resp.StatusCode), h) {
-						continue
+					if !p.sleep(ctx, c, n, wait, "status_"+strconv.Itoa(resp.StatusCode), h) {
+						return proxyAnswer{code: codeClientGone, attempts: n}
 					}
-					return proxyAnswer{code: codeClientGone, attempts: n}
+					continue
 				}
 			}
 		}
@@ -360,16 +358,10 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 // its connection can be reused.
 const maxDrain = 64 << 10
 
-// sleep waits before attempt n+1 (wait, or the backoff when 0), counting
-// and logging the retry; false when the client left or the wait would end
-// past deadline.
-func (p *proxy) sleep(ctx context.Context, c *channel, n int, wait time.Duration, deadline time.Time, reason string, h http.Header) bool {
-	if wait == 0 {
-		wait = p.backoffFor(n, 0)
-	}
-	if !time.Now().Add(wait).Before(deadline) {
-		return false
-	}
+// sleep waits before attempt n+1, counting and logging the retry; false
+// when the client left first. Callers have checked that the wait ends
+// before the request's deadline.
+func (p *proxy) sleep(ctx context.Context, c *channel, n int, wait time.Duration, reason string, h http.Header) bool {
 	p.a.m.proxy.retries.WithLabelValues(c.id, c.kindS, reason).Inc()
 	p.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: proxy: retrying",
 		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("reason", reason),
