@@ -50,11 +50,25 @@ func isDataPath(path string) bool {
 
 // isTokenEndpoint reports whether path is one of LINE's token endpoints,
 // which the proxy never forwards: their forms and queries carry secrets,
-// and they take no Bearer token.
+// and they take no Bearer token. Empty segments and ";" path parameters
+// are skipped, as a server in front of LINE may skip them (nginx merges
+// slashes; servlet containers drop ";..."), so no other spelling passes.
 func isTokenEndpoint(path string) bool {
-	p := strings.ToLower(path)
-	return strings.HasPrefix(p, "/oauth2/") || strings.HasPrefix(p, "/v2/oauth/") ||
-		p == "/oauth2" || p == "/v2/oauth"
+	first := ""
+	for seg := range strings.SplitSeq(path, "/") {
+		seg, _, _ = strings.Cut(seg, ";")
+		switch {
+		case seg == "":
+		case first == "":
+			if strings.EqualFold(seg, "oauth2") {
+				return true
+			}
+			first = seg
+		default:
+			return strings.EqualFold(first, "v2") && strings.EqualFold(seg, "oauth")
+		}
+	}
+	return false
 }
 
 // placeholder is a parsed placeholder access token.
