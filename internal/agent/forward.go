@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -385,6 +386,9 @@ func (p *proxy) backoffFor(n int, retryAfter time.Duration) time.Duration {
 	return max(d, retryAfter)
 }
 
+// maxRetryAfterSecs is the longest Retry-After a Duration can hold.
+const maxRetryAfterSecs = uint64(math.MaxInt64 / int64(time.Second))
+
 // retryAfterHeader reads Retry-After (seconds or an HTTP date); 0 when
 // absent or unreadable.
 func retryAfterHeader(h http.Header, now time.Time) time.Duration {
@@ -392,8 +396,10 @@ func retryAfterHeader(h http.Header, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
+	// Digits beyond what a Duration holds (ParseUint's ErrRange gives its
+	// maximum) are a wait too long for any retry, never no wait.
+	if secs, err := strconv.ParseUint(v, 10, 63); err == nil || errors.Is(err, strconv.ErrRange) {
+		return time.Duration(min(secs, maxRetryAfterSecs)) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
 		return t.Sub(now)

@@ -5,8 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/uuid"
+
 	"github.com/linetoken/linetoken/internal/agent"
 	"github.com/linetoken/linetoken/oauth"
+	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
 
 // TestProxyTokenEndpointSpellings: a token endpoint spelled with an empty
@@ -41,5 +44,25 @@ func TestProxyTokenEndpointSpellings(t *testing.T) {
 	// Ordinary paths with the same words further in still pass.
 	if rep := r.via("GET", "/v2/bot/info", "", "Authorization", bearer); rep.status != 200 {
 		t.Errorf("bot info: %d %s", rep.status, rep.body)
+	}
+}
+
+// TestProxyHugeRetryAfter: a Retry-After too large for a time.Duration is
+// still beyond max_elapsed: LINE's answer passes after one attempt, not
+// retried at once as if it had said nothing.
+func TestProxyHugeRetryAfter(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	for _, huge := range []string{
+		"10000000000",              // seconds: 1e19 ns overflows an int64
+		"100000000000000000000000", // more than any integer type holds
+	} {
+		key := uuid.NewString()
+		srv.InjectFault(1, oauthtest.Fault{RetryKey: key, Status: 503, Body: `{"message":"later"}`, Header: http.Header{"Retry-After": {huge}}})
+		rep := r.push("X-Line-Retry-Key", key)
+		if rep.status != http.StatusServiceUnavailable || srv.SendAttempts(ch.ID, key) != 1 || rep.header.Get("Retry-After") != huge {
+			t.Errorf("push after 503 Retry-After: %s: %d after %d attempts, want LINE's 503 after 1", huge, rep.status, srv.SendAttempts(ch.ID, key))
+		}
 	}
 }
