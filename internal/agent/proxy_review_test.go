@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -63,6 +64,33 @@ func TestProxyHugeRetryAfter(t *testing.T) {
 		rep := r.push("X-Line-Retry-Key", key)
 		if rep.status != http.StatusServiceUnavailable || srv.SendAttempts(ch.ID, key) != 1 || rep.header.Get("Retry-After") != huge {
 			t.Errorf("push after 503 Retry-After: %s: %d after %d attempts, want LINE's 503 after 1", huge, rep.status, srv.SendAttempts(ch.ID, key))
+		}
+	}
+}
+
+// TestProxyConfigNamesKey: a negative duration set through the Go API is
+// reported under its own key.
+func TestProxyConfigNamesKey(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	for _, tc := range []struct {
+		p    agent.ProxyConfig
+		want string
+	}{
+		{agent.ProxyConfig{SendRetry: agent.SendRetry{MaxElapsed: -time.Second}}, "proxy.send_retry.max_elapsed"},
+		{agent.ProxyConfig{AttemptTimeout: -time.Second}, "proxy.attempt_timeout"},
+	} {
+		cfg := &agent.Config{Listen: "127.0.0.1:0", BaseURL: srv.URL(), Channels: []agent.Channel{chanCfg(ch, oauth.KindV21)}, Proxy: &tc.p}
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want+":") {
+			t.Errorf("%+v: %v, want a problem with %s", tc.p, err, tc.want)
+		}
+		other := "proxy.attempt_timeout"
+		if tc.want == other {
+			other = "proxy.send_retry.max_elapsed"
+		}
+		if err != nil && strings.Contains(err.Error(), other) {
+			t.Errorf("%+v: %v names %s too", tc.p, err, other)
 		}
 	}
 }

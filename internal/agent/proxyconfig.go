@@ -210,8 +210,11 @@ func (c *Config) validateProxy(ps *problems) {
 	if p.SendRetry.MaxElapsed == 0 {
 		p.SendRetry.MaxElapsed = DefaultSendMaxElapsed
 	}
-	if p.AttemptTimeout < 0 || p.SendRetry.MaxElapsed < 0 {
+	if p.AttemptTimeout < 0 {
 		ps.add("proxy.attempt_timeout", "must be a positive duration")
+	}
+	if p.SendRetry.MaxElapsed < 0 {
+		ps.add("proxy.send_retry.max_elapsed", "must be a positive duration")
 	}
 }
 
