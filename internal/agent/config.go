@@ -543,6 +543,9 @@ func (r *rawConfig) build(f *ast.File, getenv func(string) string, ps *problems)
 		}
 		cfg.Channels = append(cfg.Channels, ch)
 	}
+	if r.Proxy == nil && nodeAt(f, "proxy") != nil {
+		r.Proxy = &rawProxy{} // proxy: with no keys (all commented out) decodes as null: on, every default
+	}
 	if r.Proxy != nil {
 		cfg.Proxy = r.Proxy.build(ps)
 	}

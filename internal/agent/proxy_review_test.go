@@ -94,3 +94,31 @@ func TestProxyConfigNamesKey(t *testing.T) {
 		}
 	}
 }
+
+// TestProxySectionWithoutKeys: a proxy: section with no keys (all of them
+// commented out) turns the proxy on with every default, as proxy: {}
+// does; without the section it stays off.
+func TestProxySectionWithoutKeys(t *testing.T) {
+	base := "channels:\n  - id: \"1234567890\"\n    kind: short-lived\n    secret_env: LT_SECRET\n"
+	getenv := func(string) string { return "s3cr3t" }
+	for _, tc := range []struct {
+		yaml string
+		on   bool
+	}{
+		{"proxy:\n  # listen: 127.0.0.1:7879\n", true},
+		{"proxy: {}\n", true},
+		{"", false},
+	} {
+		cfg, err := agent.ParseConfig("agent.yaml", []byte(base+tc.yaml), getenv)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.yaml, err)
+		}
+		if on := cfg.Proxy != nil; on != tc.on {
+			t.Errorf("%q: proxy on %v, want %v", tc.yaml, on, tc.on)
+			continue
+		}
+		if tc.on && (cfg.Proxy.Listen != agent.DefaultProxyListen || cfg.Proxy.SendRetry.Attempts != agent.DefaultSendAttempts) {
+			t.Errorf("%q: %+v, want the defaults", tc.yaml, *cfg.Proxy)
+		}
+	}
+}
