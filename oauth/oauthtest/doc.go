@@ -91,13 +91,15 @@
 //     between 1 and 5", "Must be a JSON object", "Must be a non-empty
 //     string", "Must be an array of strings" or "Size must be between 1
 //     and 500".
-//  6. The retry key: a send whose key this channel had accepted less than
-//     24 hours ago by the server's clock answers 409 {"message":"The
+//  6. The retry key: a key is valid for 24 hours (the server's clock)
+//     from its first attempt on the channel, accepted or not; after that
+//     it starts afresh. A send whose key this channel accepted within the
+//     key's 24 hours answers 409 {"message":"The
 //     retry key is already accepted"} with X-Line-Accepted-Request-Id,
 //     the X-Line-Request-Id the accepting answer carried, and for push
 //     the accepted push's sentMessages (none when the key was accepted by
 //     another send path). Otherwise the send is accepted: recorded
-//     ([Server.Sends], [WithOnSend]) and its key remembered for 24 hours.
+//     ([Server.Sends], [WithOnSend]) and its key remembered.
 //     Checking and accepting are one step under the server's lock: of
 //     concurrent sends with one key, exactly one is accepted. Keys are
 //     compared as UUIDs (so case does not matter), per channel, across

@@ -99,6 +99,7 @@ func (ff *fuzzFake) reset() {
 	s.tokens = map[string]*token{c.longLived.value: c.longLived, c.v21[0].value: c.v21[0], c.short[0].value: c.short[0]}
 	s.faults, s.log, s.stats, s.rate = nil, nil, newStats(), rateWindow{}
 	s.sends, s.uploads, s.retryKeys, s.attempts = nil, nil, map[retryKeyID]acceptedKey{}, map[attemptKey]int{}
+	s.firstTry = map[retryKeyID]time.Time{}
 }
 
 // fuzzJWT encodes header and claims as given and signs them RS256 with

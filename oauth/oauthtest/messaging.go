@@ -479,7 +479,8 @@ func parseRetryKey(values []string) (uuid.UUID, bool) {
 }
 
 // send checks a send and accepts it, unless its retry key was accepted
-// within retryKeyTTL: checking and accepting are one step under the lock.
+// within retryKeyTTL of the key's first attempt: checking and accepting
+// are one step under the lock.
 func (s *Server) send(hr *http.Request, ep endpoint, body []byte, channelID, rawKey string, key uuid.UUID, requestID string, now time.Time) (response, *Send) {
 	if mt, _, err := mime.ParseMediaType(hr.Header.Get("Content-Type")); err != nil || mt != contentTypeJSON {
 		return messageError(http.StatusBadRequest, msgNotJSONType), nil
@@ -496,7 +497,11 @@ func (s *Server) send(hr *http.Request, ep endpoint, body []byte, channelID, raw
 	defer s.mu.Unlock()
 	if rawKey != "" {
 		id := retryKeyID{channelID: channelID, key: key}
-		if a, dup := s.retryKeys[id]; dup && now.Before(a.at.Add(retryKeyTTL)) {
+		first, tried := s.firstTry[id]
+		if !tried {
+			first = now
+		}
+		if a, dup := s.retryKeys[id]; dup && !a.at.Before(first) && now.Before(first.Add(retryKeyTTL)) {
 			b := messageBody{Message: msgKeyAccepted}
 			if ep == epPush {
 				b.SentMessages = a.sentMessages

@@ -444,3 +444,32 @@ var errBroken = errors.New("broken")
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errBroken }
+
+// TestRetryKeyWindowFromFirstAttempt: a key is valid for 24 hours from its
+// first attempt, even when that attempt was not accepted (a 500 before
+// accepting): a repeat 23 hours later is accepted and, past the first
+// attempt's 24 hours, the key starts afresh.
+func TestRetryKeyWindowFromFirstAttempt(t *testing.T) {
+	srv := NewServer()
+	defer srv.Close()
+	ch := srv.NewChannel(t)
+	tok := srv.LongLivedToken(ch.ID)
+	key := uuid.NewString()
+	srv.InjectFault(1, Fault{RetryKey: key, Status: http.StatusInternalServerError, Body: `{"message":"Internal Server Error"}`})
+	w, err := tryAPI(srv.URL(), http.MethodPost, "/v2/bot/message/push", bearer(tok, headerRetryKey, key), strings.NewReader(pushBody1), msgTimeout)
+	if err != nil || w.status != http.StatusInternalServerError || len(srv.Sends()) != 0 {
+		t.Fatalf("first attempt: %d, want the injected 500 and nothing accepted", w.status)
+	}
+	srv.Advance(23 * time.Hour)
+	if w := push(t, srv, tok, key, pushBody1); w.status != http.StatusOK {
+		t.Fatalf("23 hours after the first attempt: %d %s, want it accepted", w.status, w.body)
+	}
+	srv.Advance(30 * time.Minute)
+	if w := push(t, srv, tok, key, pushBody1); w.status != http.StatusConflict {
+		t.Errorf("23h30 after the first attempt: %d, want 409", w.status)
+	}
+	srv.Advance(30*time.Minute + time.Second)
+	if w := push(t, srv, tok, key, pushBody1); w.status != http.StatusOK {
+		t.Errorf("24 hours after the first attempt (1 hour after the acceptance): %d %s, want the key accepted afresh", w.status, w.body)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // requestIDBytes is the size of an X-Line-Request-Id (32 hex digits).
@@ -310,6 +312,14 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request, host hostRole) {
 		k := attemptKey{channelID: ex.channelID, retryKey: retryKey}
 		s.attempts[k]++
 		attempt = s.attempts[k]
+		// A key is valid for 24 hours from its first attempt, accepted
+		// or not; after that it starts afresh.
+		if key, err := uuid.Parse(retryKey); err == nil {
+			id := retryKeyID{channelID: ex.channelID, key: key}
+			if ft, seen := s.firstTry[id]; !seen || !rec.Time.Before(ft.Add(retryKeyTTL)) {
+				s.firstTry[id] = rec.Time
+			}
+		}
 	}
 	var f Fault
 	faulted := false

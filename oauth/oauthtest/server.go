@@ -135,6 +135,7 @@ type Server struct {
 	sends      []Send
 	uploads    []Upload
 	retryKeys  map[retryKeyID]acceptedKey
+	firstTry   map[retryKeyID]time.Time // when a key's 24 hours began: its first attempt
 	attempts   map[attemptKey]int
 	faultSends func(retryKey string, attempt int) (Fault, bool)
 }
@@ -176,6 +177,7 @@ func NewServer(opts ...Option) *Server {
 		stats:     newStats(),
 		chunk:     contentChunk(),
 		retryKeys: map[retryKeyID]acceptedKey{},
+		firstTry:  map[retryKeyID]time.Time{},
 		attempts:  map[attemptKey]int{},
 	}
 	for _, o := range opts {
