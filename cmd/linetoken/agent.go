@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,7 +37,8 @@ In a config file, the proxy: section turns it on (listen, api_url, data_url,
 max_replay_body, attempt_timeout, send_retry).
 
   linetoken agent --dev               try it: a fake LINE in-process, zero setup,
-                                      the proxy on 127.0.0.1:7879
+                                      the proxy on 127.0.0.1:7879 (on a free
+                                      port too when --listen's port is 0)
   linetoken agent                     one channel from LINE_* variables and flags
   linetoken agent --config FILE       many channels from a YAML file
 
@@ -161,7 +163,7 @@ func runAgent(e *env, args []string) error {
 			}
 		}
 		var cleanup func()
-		cfg, opts, devInfo, devProxyInfo, cleanup, err = devSetup(e, *listen, cmp.Or(*proxyListen, agent.DefaultProxyListen), &devLog)
+		cfg, opts, devInfo, devProxyInfo, cleanup, err = devSetup(e, *listen, cmp.Or(*proxyListen, devProxyAddr(*listen)), &devLog)
 		if err != nil {
 			return err
 		}
@@ -306,6 +308,16 @@ func flagNamed(err error) error {
 		lines = append(lines, where+": "+msg)
 	}
 	return &usageError{msg: strings.Join(lines, "; ")}
+}
+
+// devProxyAddr is --dev's proxy address when --proxy-listen is not
+// given: a free port when --listen asks for one (port 0), so that a
+// try-out on free ports never collides, else agent.DefaultProxyListen.
+func devProxyAddr(listen string) string {
+	if host, port, err := net.SplitHostPort(listen); err == nil && port == "0" {
+		return net.JoinHostPort(host, "0")
+	}
+	return agent.DefaultProxyListen
 }
 
 // proxyListeningPrefix starts the line printed when the LINE API

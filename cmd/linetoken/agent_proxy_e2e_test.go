@@ -7,12 +7,15 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/linetoken/linetoken/internal/prism"
 	"github.com/linetoken/linetoken/internal/testkit"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
@@ -125,10 +129,17 @@ func TestAgentDevProxy(t *testing.T) {
 		t.Errorf("GET /v2/bot/info through the proxy: %d %s, want channel %s's bot", code, b, channel)
 	}
 
+	// The printed Node snippet, run as it is with LINE's Node SDK: a
+	// second push through the proxy.
+	runDevNodeSnippet(t, out)
+
 	var logged []string
-	testkit.Eventually(t, agentStartLimit, "the accepted send logged on stderr", func() bool {
-		logged = devSendLogRE.FindStringSubmatch(p.stderr.String())
-		return logged != nil
+	testkit.Eventually(t, agentStartLimit, "both accepted sends logged on stderr", func() bool {
+		all := devSendLogRE.FindAllStringSubmatch(p.stderr.String(), -1)
+		if len(all) > 0 {
+			logged = all[0]
+		}
+		return len(all) == 2
 	})
 	if logged[1] != channel {
 		t.Errorf("the send was logged for channel %s, want %s", logged[1], channel)
@@ -141,6 +152,28 @@ func TestAgentDevProxy(t *testing.T) {
 	p.stopClean(os.Interrupt)
 	if strings.Contains(p.stdout.String()+p.stderr.String(), tok.AccessToken) {
 		t.Error("--dev printed the access token")
+	}
+}
+
+// runDevNodeSnippet runs the Node lines --dev printed (out) with node,
+// @line/bot-sdk resolved from contract/node_modules; the push must print
+// LINE's sentMessages.
+func runDevNodeSnippet(t *testing.T, out string) {
+	t.Helper()
+	node := prism.Node(t)
+	sdk := prism.Package(t, filepath.Join("..", ".."), "@line/bot-sdk")
+	_, rest, ok := strings.Cut(out, "Node (@line/bot-sdk):\n")
+	snippet, _, ok2 := strings.Cut(rest, "Python (line-bot-sdk v3):")
+	if !ok || !ok2 {
+		t.Fatalf("no Node snippet in --dev's output\n%s", out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), agentStartLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "-e", snippet)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+filepath.Dir(filepath.Dir(sdk)))
+	got, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(got), "sentMessages") {
+		t.Errorf("the printed Node snippet: %v\n%s\nsnippet:\n%s", err, got, snippet)
 	}
 }
 
