@@ -13,6 +13,7 @@ import (
 	"net/http/httptrace"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -120,6 +121,13 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) proxyAnswer {
 	if caller != nil {
 		name = caller.name
 	}
+	if caller != nil && caller.channels != nil && ph.channel != "" && !caller.channels[ph.channel] {
+		// Before the channel is looked up, as on the token API: a key
+		// limited to some channels cannot learn which others exist.
+		ans := p.fail(w, nil, http.StatusForbidden, "channel_not_allowed", "this caller key may not use this channel")
+		ans.caller = name
+		return ans
+	}
 	c, ans := p.channelFor(w, ph)
 	if c == nil {
 		ans.caller = name
@@ -222,7 +230,10 @@ func classify(r *http.Request) class {
 // attempt is what one attempt's trace saw.
 type attempt struct {
 	connecting bool // the request reached the upstream transport (the token was had)
-	wrote      bool // the request was written whole: LINE may have acted on it
+	// wrote: the request was written whole, so LINE may have acted on it.
+	// Atomic: an earlier connection's write loop (a 401 answered before
+	// the body was written, then healed) may report after RoundTrip.
+	wrote atomic.Bool
 }
 
 // forward sends r to LINE for c and answers w with LINE's answer: an
@@ -286,7 +297,11 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 					p.onConn(hostPort)
 				}
 			},
-			WroteRequest: func(i httptrace.WroteRequestInfo) { at.wrote = at.wrote || i.Err == nil },
+			WroteRequest: func(i httptrace.WroteRequestInfo) {
+				if i.Err == nil {
+					at.wrote.Store(true)
+				}
+			},
 		}
 		// What http.NewRequestWithContext makes of target.String(),
 		// without printing and parsing the URL again (nobody below
@@ -320,14 +335,14 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			if isTimeout(err) {
 				reason = "timeout"
 			}
-			ambiguous = ambiguous || at.wrote
+			ambiguous = ambiguous || at.wrote.Load()
 			if wait := p.backoffFor(n, 0); n < attempts && time.Now().Add(wait).Before(deadline) {
 				if !p.sleep(ctx, c, n, wait, reason, h) {
 					return proxyAnswer{code: codeClientGone, attempts: n}
 				}
 				continue
 			}
-			ans := p.unreachable(w, c, reason, err)
+			ans := p.unreachable(w, c, cl, h, reason, err)
 			ans.attempts = n
 			return ans
 		}
@@ -444,15 +459,21 @@ func (p *proxy) pass(w http.ResponseWriter, r *http.Request, resp *http.Response
 	return proxyAnswer{code: code, attempts: n}
 }
 
-// unreachable answers an attempt that got no answer from LINE.
-func (p *proxy) unreachable(w http.ResponseWriter, c *channel, reason string, err error) proxyAnswer {
+// unreachable answers an attempt that got no answer from LINE. A send's
+// answer carries its X-Line-Retry-Key (the proxy's own when the client
+// sent none), so the client can send it again safely.
+func (p *proxy) unreachable(w http.ResponseWriter, c *channel, cl class, h http.Header, reason string, err error) proxyAnswer {
 	p.a.log.LogAttrs(context.Background(), slog.LevelWarn, "agent: proxy: LINE could not be reached",
 		slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("reason", reason), slog.String("error", scrubNetErr(err)))
-	if reason == "timeout" {
-		return p.fail(w, c, http.StatusGatewayTimeout, "upstream_timeout",
-			"LINE did not answer within attempt_timeout; a message send may or may not have been accepted (retry it with the same X-Line-Retry-Key)")
+	again := ""
+	if cl == classSend {
+		w.Header().Set(headerRetryKey, h.Get(headerRetryKey))
+		again = "; the send may or may not have been accepted: send it again with this answer's X-Line-Retry-Key"
 	}
-	return p.fail(w, c, http.StatusBadGateway, "upstream_unreachable", "LINE could not be reached: "+scrubNetErr(err))
+	if reason == "timeout" {
+		return p.fail(w, c, http.StatusGatewayTimeout, "upstream_timeout", "LINE did not answer within attempt_timeout"+again)
+	}
+	return p.fail(w, c, http.StatusBadGateway, "upstream_unreachable", "LINE could not be reached: "+scrubNetErr(err)+again)
 }
 
 // scrubNetErr describes a transport error without anything a request

@@ -197,6 +197,7 @@ func TestProxyRefuses(t *testing.T) {
 		{"ambiguous kind", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:" + a.ID + "/" + keyAll}, 400, "ambiguous_kind"},
 		{"ambiguous channel", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken/" + keyAll}, 400, "ambiguous_channel"},
 		{"channel not allowed", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:" + b.ID + "/" + keyA}, 403, "channel_not_allowed"},
+		{"channel not allowed, unknown to the agent", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:42/" + keyA}, 403, "channel_not_allowed"},
 		{"foreign Host", "GET", "/v2/bot/info", []string{"Authorization", ph, "Host", "evil.example:7879"}, 403, "bad_host"},
 		{"Origin", "GET", "/v2/bot/info", []string{"Authorization", ph, "Origin", "https://evil.example"}, 403, "bad_host"},
 		{"Upgrade", "GET", "/v2/bot/info", []string{"Authorization", ph, "Connection", "Upgrade", "Upgrade", "websocket"}, 400, "upgrade_refused"},
@@ -555,8 +556,20 @@ func TestProxyUnreachable(t *testing.T) {
 	rep := r.push()
 	wantErr(t, rep, http.StatusBadGateway, "upstream_unreachable")
 	noToken(t, rep, tok)
-	if got := r.metric("linetoken_proxy_retries_total", labels("channel", ch.ID, "kind", "v2.1", "reason", "connection")); got != float64(agent.DefaultSendAttempts-1) {
-		t.Errorf("connection retries %v, want %d", got, agent.DefaultSendAttempts-1)
+	// The answer gives the send's retry key, so it can be sent again
+	// safely: the proxy's own, or the client's.
+	if k := rep.header.Get("X-Line-Retry-Key"); uuid.Validate(k) != nil || len(k) != 36 {
+		t.Errorf("the 502 of a send carries retry key %q, want the proxy's UUID", k)
+	}
+	key := uuid.NewString()
+	if rep := r.push("X-Line-Retry-Key", key); rep.header.Get("X-Line-Retry-Key") != key {
+		t.Errorf("the 502 of a send with its own key carries %q, want %q", rep.header.Get("X-Line-Retry-Key"), key)
+	}
+	if rep := r.via("GET", "/v2/bot/info", "", "Authorization", bearer); rep.status != http.StatusBadGateway || rep.header.Get("X-Line-Retry-Key") != "" {
+		t.Errorf("a GET's 502: %d with retry key %q, want none", rep.status, rep.header.Get("X-Line-Retry-Key"))
+	}
+	if got := r.metric("linetoken_proxy_retries_total", labels("channel", ch.ID, "kind", "v2.1", "reason", "connection")); got != float64(3*(agent.DefaultSendAttempts-1)) {
+		t.Errorf("connection retries %v, want %d", got, 3*(agent.DefaultSendAttempts-1))
 	}
 }
 
@@ -614,5 +627,52 @@ func TestProxyTLS(t *testing.T) {
 	rep, err := r.tryAt(strings.Replace(r.proxy, "http://", "https://", 1), "GET", "/v2/bot/info", "", "Authorization", bearer)
 	if err != nil || rep.status != 200 {
 		t.Errorf("bot info over TLS: %v %d %s", err, rep.status, rep.body)
+	}
+}
+
+// TestProxySecond401Passes: LINE answers 401, the proxy drops the token
+// and sends again once with a new one; a second 401 reaches the client
+// unchanged, after exactly two attempts and one new token.
+func TestProxySecond401Passes(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	old := r.token(ch.ID, "").AccessToken
+	issued := srv.IssueCount(oauthtest.KindV21)
+	const refused = `{"message":"Authentication failed. Confirm that the access token in the authorization header is valid."}`
+	srv.InjectFault(2, oauthtest.Fault{Path: "/v2/bot/info", Status: http.StatusUnauthorized, Body: refused})
+	rep := r.via("GET", "/v2/bot/info", "", "Authorization", bearer)
+	if rep.status != http.StatusUnauthorized || string(rep.body) != refused {
+		t.Errorf("after two 401s: %d %s, want LINE's second 401 unchanged", rep.status, rep.body)
+	}
+	up := upstreamRequests(srv, "/v2/bot/info")
+	if len(up) != 2 || up[0].Header.Get("Authorization") != "Bearer "+old || up[1].Header.Get("Authorization") == "Bearer "+old {
+		t.Errorf("%d attempts upstream; want 2, the second with a new token", len(up))
+	}
+	if got := srv.IssueCount(oauthtest.KindV21) - issued; got != 1 {
+		t.Errorf("%d tokens issued, want 1", got)
+	}
+	// A 401 within 30 s of that drop drops nothing: it passes at once.
+	srv.InjectFault(1, oauthtest.Fault{Path: "/v2/bot/info", Status: http.StatusUnauthorized, Body: refused})
+	if rep := r.via("GET", "/v2/bot/info", "", "Authorization", bearer); rep.status != http.StatusUnauthorized || len(upstreamRequests(srv, "/v2/bot/info")) != 3 {
+		t.Errorf("a 401 within 30 s of a drop: %d after %d attempts in all, want the 401 after 3", rep.status, len(upstreamRequests(srv, "/v2/bot/info")))
+	}
+	if got := srv.IssueCount(oauthtest.KindV21) - issued; got != 1 {
+		t.Errorf("%d tokens issued after the second drop attempt, want still 1", got)
+	}
+}
+
+// TestProxyNonLoopbackNeedsTLS: a non-loopback proxy.listen with callers
+// still needs tls or insecure_plaintext.
+func TestProxyNonLoopbackNeedsTLS(t *testing.T) {
+	getenv := func(string) string { return "0123456789abcdef0123456789" }
+	yaml := "channels:\n  - id: \"1234567890\"\n    kind: short-lived\n    secret_env: S\n" +
+		"callers:\n  - name: bot\n    key_env: K\nproxy:\n  listen: 10.0.0.1:7879\n"
+	_, err := agent.ParseConfig("agent.yaml", []byte(yaml), getenv)
+	if err == nil || !strings.Contains(err.Error(), "agent.yaml:9: proxy.listen: a non-loopback address needs tls") {
+		t.Errorf("got %v", err)
+	}
+	if _, err := agent.ParseConfig("agent.yaml", []byte(yaml+"insecure_plaintext: true\n"), getenv); err != nil {
+		t.Errorf("with insecure_plaintext: %v", err)
 	}
 }
