@@ -337,6 +337,21 @@ func TestAgentProxyHonoursHTTPSProxy(t *testing.T) {
 	p.stopClean(syscall.SIGTERM)
 }
 
+// TestAgentProxyUnusableHTTPSProxy: an HTTPS_PROXY Go cannot use fails
+// every attempt before a connection is made; that is LINE being
+// unreachable (502), not a token problem (the token API is loopback and
+// not proxied, so the agent has its token).
+func TestAgentProxyUnusableHTTPSProxy(t *testing.T) {
+	f := newFixture(t)
+	cfg := proxyConfig(t, f, "egress.yaml", "  listen: 127.0.0.1:0\n  api_url: https://api.line.me\n  send_retry:\n    attempts: 2\n")
+	p := startAgent(t, 1, map[string]string{"HTTPS_PROXY": "http://%zz"}, "--config", cfg)
+	proxy := p.proxyBase()
+	p.waitReady()
+	resp, b := p.do(p.client, proxy, req{path: "/v2/bot/info", header: bearer("linetoken")})
+	checkAnswer(t, apiCase{name: "GET /v2/bot/info with an unusable HTTPS_PROXY", code: http.StatusBadGateway, err: "upstream_unreachable"}, resp, b)
+	p.stopClean(syscall.SIGTERM)
+}
+
 // contentSize is the download in flight at SIGTERM: far more than the
 // socket buffers hold, so the proxy's handler is still writing it.
 const contentSize = 64 << 20

@@ -229,7 +229,6 @@ func classify(r *http.Request) class {
 
 // attempt is what one attempt's trace saw.
 type attempt struct {
-	connecting bool // the request reached the upstream transport (the token was had)
 	// wrote: the request was written whole, so LINE may have acted on it.
 	// Atomic: an earlier connection's write loop (a 401 answered before
 	// the body was written, then healed) may report after RoundTrip.
@@ -292,7 +291,6 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 		var at attempt
 		trace := &httptrace.ClientTrace{
 			GetConn: func(hostPort string) {
-				at.connecting = true
 				if p.onConn != nil {
 					p.onConn(hostPort)
 				}
@@ -323,9 +321,9 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			switch {
 			case ctx.Err() != nil:
 				return proxyAnswer{code: codeClientGone, attempts: n}
-			case !at.connecting:
+			case !errors.As(err, new(*upstreamError)):
 				// The Transport could not get a token (it expired and
-				// its refresh failed meanwhile).
+				// its refresh failed meanwhile): it sent nothing.
 				c.noteErr(err)
 				w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
 				return p.failCause(w, c, http.StatusServiceUnavailable, "token_unavailable",

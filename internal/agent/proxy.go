@@ -171,5 +171,25 @@ func proxyTransport(attemptTimeout time.Duration) *http.Transport {
 // transport: it sets the real token and heals a 401 once (through
 // channel.refused, limited to one drop per 30 s).
 func channelTransport(c *channel, base http.RoundTripper) *oauth.Transport {
-	return &oauth.Transport{Source: c.ts, Base: base, Invalidate: c.refused}
+	return &oauth.Transport{Source: c.ts, Base: upstreamRT{base}, Invalidate: c.refused}
 }
+
+// upstreamRT marks the upstream transport's errors as *upstreamError, to
+// tell them from the token errors oauth.Transport returns before sending
+// anything (an unusable HTTPS_PROXY fails before any connection, and is
+// not a token problem).
+type upstreamRT struct{ base http.RoundTripper }
+
+func (u upstreamRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := u.base.RoundTrip(r)
+	if err != nil {
+		return nil, &upstreamError{err}
+	}
+	return resp, nil
+}
+
+// upstreamError is an error of the upstream transport.
+type upstreamError struct{ err error }
+
+func (e *upstreamError) Error() string { return e.err.Error() }
+func (e *upstreamError) Unwrap() error { return e.err }
