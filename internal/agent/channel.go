@@ -321,6 +321,16 @@ func (c *channel) refused(ctx context.Context, accessToken string) {
 	}
 }
 
+// refusedElsewhere is the proxy's [oauth.Transport.Invalidate] for paths
+// outside the Messaging API: their 401 may not be about the channel
+// token, so it is handled as a caller's report (invalidate): LINE's
+// verify endpoint decides, within the same limits.
+func (c *channel) refusedElsewhere(ctx context.Context, accessToken string) {
+	if c.invalidate(ctx, accessToken) {
+		c.a.m.heals.WithLabelValues(c.id, c.kindS).Inc()
+	}
+}
+
 // drop stops serving accessToken so that the next Token refreshes, unless
 // a token was dropped less than invalidateEvery ago. msg and attrs are
 // logged. It reports whether the token was dropped.

@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/linetoken/linetoken/oauth"
 )
 
 // proxy is the LINE API endpoint: it checks who is asking and for which
@@ -30,7 +28,7 @@ type proxy struct {
 	api, data upstream
 	base      *http.Transport
 	backoff   time.Duration // the first retry's wait before jitter
-	rts       map[*channel]*oauth.Transport
+	rts       map[*channel]channelRTs
 	// onConn, set by tests only (export_test.go), is told every host:port
 	// an attempt connects to.
 	onConn func(hostPort string)
@@ -38,12 +36,15 @@ type proxy struct {
 
 func newProxy(a *Agent, cfg *ProxyConfig) *proxy {
 	p := &proxy{a: a, cfg: cfg, api: newUpstream(cfg.APIURL), data: newUpstream(cfg.DataURL),
-		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]*oauth.Transport{}}
+		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]channelRTs{}}
 	if a.opts.SendBackoff > 0 {
 		p.backoff = a.opts.SendBackoff
 	}
 	for _, c := range a.channels {
-		p.rts[c] = channelTransport(c, p.base)
+		p.rts[c] = channelRTs{
+			bot:   channelTransport(c, p.base, c.refused),
+			other: channelTransport(c, p.base, c.refusedElsewhere),
+		}
 	}
 	return p
 }
@@ -286,7 +287,10 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 	}
 	deadline := time.Now().Add(p.cfg.SendRetry.MaxElapsed)
 	ambiguous := false // an earlier attempt may have been accepted
-	rt := p.rts[c]
+	rt := p.rts[c].other
+	if takesChannelToken(r.URL.Path) {
+		rt = p.rts[c].bot
+	}
 	for n := 1; ; n++ {
 		var at attempt
 		trace := &httptrace.ClientTrace{

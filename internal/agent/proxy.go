@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -167,11 +168,26 @@ func proxyTransport(attemptTimeout time.Duration) *http.Transport {
 	return t
 }
 
+// channelRTs are a channel's two oauth.Transports: they differ in what a
+// 401 does to the token.
+type channelRTs struct {
+	bot   *oauth.Transport // Messaging API paths: a 401 is proof the token is bad
+	other *oauth.Transport // any other path: a 401 is checked with LINE first
+}
+
+// takesChannelToken reports whether path is one of the Messaging API's,
+// which all take the channel access token: a 401 there means LINE
+// refused that token. Elsewhere (a LINE Login path that takes a user's
+// token, say) a 401 proves nothing about it.
+func takesChannelToken(path string) bool {
+	return strings.HasPrefix(path, "/v2/bot/") || strings.HasPrefix(path, "/bot/")
+}
+
 // channelTransport is c's oauth.Transport over the proxy's upstream
-// transport: it sets the real token and heals a 401 once (through
-// channel.refused, limited to one drop per 30 s).
-func channelTransport(c *channel, base http.RoundTripper) *oauth.Transport {
-	return &oauth.Transport{Source: c.ts, Base: upstreamRT{base}, Invalidate: c.refused}
+// transport: it sets the real token and heals a 401 once, through
+// invalidate (limited to one drop per 30 s).
+func channelTransport(c *channel, base http.RoundTripper, invalidate func(context.Context, string)) *oauth.Transport {
+	return &oauth.Transport{Source: c.ts, Base: upstreamRT{base}, Invalidate: invalidate}
 }
 
 // upstreamRT marks the upstream transport's errors as *upstreamError, to

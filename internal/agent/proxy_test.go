@@ -676,3 +676,37 @@ func TestProxyNonLoopbackNeedsTLS(t *testing.T) {
 		t.Errorf("with insecure_plaintext: %v", err)
 	}
 }
+
+// TestProxy401OutsideTheMessagingAPI: a 401 on a path outside the
+// Messaging API may not be about the channel token (a LINE Login path
+// takes a user's): LINE's verify decides. The token LINE says is valid is
+// kept and the 401 passes; one LINE refuses is dropped and the request
+// healed.
+func TestProxy401OutsideTheMessagingAPI(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	old := r.token(ch.ID, "").AccessToken
+	issued := srv.IssueCount(oauthtest.KindV21)
+	const path = "/v2/profile"
+	srv.InjectFault(1, oauthtest.Fault{Path: path, Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`})
+	if rep := r.via("GET", path, "", "Authorization", bearer); rep.status != http.StatusUnauthorized {
+		t.Errorf("a 401 outside the Messaging API: %d %s, want it passed", rep.status, rep.body)
+	}
+	if got := srv.IssueCount(oauthtest.KindV21) - issued; got != 0 || r.token(ch.ID, "").AccessToken != old {
+		t.Errorf("a token LINE's verify accepts was dropped (%d issues)", got)
+	}
+	// Revoked: verify refuses it, so it is dropped and the request sent
+	// again with a new token.
+	if err := srv.Client(t, ch.ID).RevokeToken(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	srv.Advance(10 * time.Second) // past the 5 s between two verifies
+	srv.InjectFault(1, oauthtest.Fault{Path: path, Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`})
+	rep := r.via("GET", path, "", "Authorization", bearer)
+	up := upstreamRequests(srv, path)
+	if len(up) != 3 || up[2].Header.Get("Authorization") == "Bearer "+old || srv.IssueCount(oauthtest.KindV21)-issued != 1 {
+		t.Errorf("a revoked token's 401 outside the Messaging API: %d after %d attempts in all, %d issues; want a retry with a new token",
+			rep.status, len(up), srv.IssueCount(oauthtest.KindV21)-issued)
+	}
+}
