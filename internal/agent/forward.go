@@ -129,7 +129,7 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) proxyAnswer {
 		ans.caller = name
 		return ans
 	}
-	c, ans := p.channelFor(w, ph)
+	c, ans := p.channelFor(w, ph, caller)
 	if c == nil {
 		ans.caller = name
 		return ans
@@ -146,8 +146,18 @@ func (p *proxy) serve(w http.ResponseWriter, r *http.Request) proxyAnswer {
 
 // channelFor finds the channel and kind a placeholder names; on failure
 // it has answered and returns nil.
-func (p *proxy) channelFor(w http.ResponseWriter, ph placeholder) (*channel, proxyAnswer) {
+func (p *proxy) channelFor(w http.ResponseWriter, ph placeholder, caller *callerKey) (*channel, proxyAnswer) {
 	chs := p.a.channels
+	if ph.channel == "" && caller != nil && caller.channels != nil {
+		// A key limited to some channels names them: plain
+		// "linetoken/KEY" picks its one channel.
+		chs = nil
+		for _, c := range p.a.channels {
+			if caller.channels[c.id] {
+				chs = append(chs, c)
+			}
+		}
+	}
 	if ph.channel != "" {
 		chs = p.a.byID[ph.channel]
 		if len(chs) == 0 {
@@ -165,7 +175,7 @@ func (p *proxy) channelFor(w http.ResponseWriter, ph placeholder) (*channel, pro
 	if len(chs) == 1 {
 		return chs[0], proxyAnswer{}
 	}
-	if ph.channel == "" && len(p.a.byID) > 1 {
+	if ph.channel == "" && !oneChannel(chs) {
 		return nil, p.fail(w, nil, http.StatusBadRequest, "ambiguous_channel",
 			"the agent serves several channels: name one in the placeholder, linetoken:CHANNEL_ID")
 	}
@@ -175,6 +185,16 @@ func (p *proxy) channelFor(w http.ResponseWriter, ph placeholder) (*channel, pro
 	}
 	return nil, p.fail(w, nil, http.StatusBadRequest, "ambiguous_kind",
 		"the channel has several kinds: name one in the placeholder, linetoken:CHANNEL_ID:KIND with KIND one of "+strings.Join(kinds, ", "))
+}
+
+// oneChannel reports whether chs are kinds of one channel ID.
+func oneChannel(chs []*channel) bool {
+	for _, c := range chs {
+		if c.id != chs[0].id {
+			return false
+		}
+	}
+	return true
 }
 
 // badPath says what is wrong with a request's path, or "": a dot

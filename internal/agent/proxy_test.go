@@ -158,10 +158,11 @@ func TestProxyForwards(t *testing.T) {
 func TestProxyRefuses(t *testing.T) {
 	srv := newFake(t)
 	a, b := srv.NewChannel(t), srv.NewChannel(t)
-	keyA, keyAll := "kA_"+strings.Repeat("a", 20), "kAll-"+strings.Repeat("b", 20)
+	keyA, keyB, keyAll := "kA_"+strings.Repeat("a", 20), "kB_"+strings.Repeat("d", 20), "kAll-"+strings.Repeat("b", 20)
 	r := startProxy(t, srv, []agent.Channel{chanCfg(a, oauth.KindV21), chanCfg(a, oauth.KindShortLived), chanCfg(b, oauth.KindShortLived)},
 		func(c *agent.Config) {
-			c.Callers = []agent.Caller{{Name: "a-only", Key: agent.Secret(keyA), Channels: []string{a.ID}}, {Name: "all", Key: agent.Secret(keyAll)}}
+			c.Callers = []agent.Caller{{Name: "a-only", Key: agent.Secret(keyA), Channels: []string{a.ID}},
+				{Name: "b-only", Key: agent.Secret(keyB), Channels: []string{b.ID}}, {Name: "all", Key: agent.Secret(keyAll)}}
 		})
 	tok := r.token(a.ID, "?kind=v2.1", agent.HeaderKey, keyAll).AccessToken
 	// What a refused request would have sent: a Messaging API path, or
@@ -196,6 +197,7 @@ func TestProxyRefuses(t *testing.T) {
 		{"kind not served", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:" + b.ID + ":v2.1/" + keyAll}, 404, "unknown_channel"},
 		{"ambiguous kind", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:" + a.ID + "/" + keyAll}, 400, "ambiguous_kind"},
 		{"ambiguous channel", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken/" + keyAll}, 400, "ambiguous_channel"},
+		{"a limited key's one channel, ambiguous kind", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken/" + keyA}, 400, "ambiguous_kind"},
 		{"channel not allowed", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:" + b.ID + "/" + keyA}, 403, "channel_not_allowed"},
 		{"channel not allowed, unknown to the agent", "GET", "/v2/bot/info", []string{"Authorization", "Bearer linetoken:42/" + keyA}, 403, "channel_not_allowed"},
 		{"foreign Host", "GET", "/v2/bot/info", []string{"Authorization", ph, "Host", "evil.example:7879"}, 403, "bad_host"},
@@ -229,6 +231,10 @@ func TestProxyRefuses(t *testing.T) {
 	}
 	if after := forwarded(); after != before {
 		t.Errorf("%d refused requests reached the fake", after-before)
+	}
+	// A key limited to one channel of one kind needs no channel ID.
+	if rep := r.via("GET", "/v2/bot/info", "", "Authorization", "Bearer linetoken/"+keyB); rep.status != 200 || !strings.Contains(string(rep.body), oauthtest.BotFor(b.ID).UserID) {
+		t.Errorf("plain linetoken/KEY for a key limited to channel b: %d %s, want b's bot", rep.status, rep.body)
 	}
 	if got := r.metric("linetoken_proxy_requests_total", labels("channel", "", "kind", "", "code", "401")); got != 8 {
 		t.Errorf("refused 401s counted %v, want 8", got)
