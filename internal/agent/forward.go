@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/semaphore"
 )
 
 // proxy is the LINE API endpoint: it checks who is asking and for which
@@ -29,6 +30,7 @@ type proxy struct {
 	base      *http.Transport
 	backoff   time.Duration // the first retry's wait before jitter
 	rts       map[*channel]channelRTs
+	kept      *semaphore.Weighted // bytes of bodies kept for replay, across requests in flight
 	// onConn, set by tests only (export_test.go), is told every host:port
 	// an attempt connects to.
 	onConn func(hostPort string)
@@ -36,7 +38,8 @@ type proxy struct {
 
 func newProxy(a *Agent, cfg *ProxyConfig) *proxy {
 	p := &proxy{a: a, cfg: cfg, api: newUpstream(cfg.APIURL), data: newUpstream(cfg.DataURL),
-		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]channelRTs{}}
+		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]channelRTs{},
+		kept: semaphore.NewWeighted(replayBudget(cfg.MaxReplayBody))}
 	if a.opts.SendBackoff > 0 {
 		p.backoff = a.opts.SendBackoff
 	}
@@ -48,6 +51,13 @@ func newProxy(a *Agent, cfg *ProxyConfig) *proxy {
 	}
 	return p
 }
+
+// minReplayBudget caps the bytes of bodies kept for replay across all
+// requests in flight (64 pushes of 1 MiB; thousands of ordinary ones),
+// unless 4 x max_replay_body is more.
+const minReplayBudget = 64 << 20
+
+func replayBudget(maxReplayBody int64) int64 { return max(minReplayBudget, 4*maxReplayBody) }
 
 // proxyAnswer is what one proxied request got, for the metric and the
 // access log.
@@ -289,7 +299,20 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
 	if hasBody {
 		limit := p.cfg.MaxReplayBody
-		if limit > 0 && r.ContentLength <= limit {
+		want := limit + 1 // an unknown length is read up to limit+1 bytes
+		if r.ContentLength > 0 {
+			want = r.ContentLength
+		}
+		switch {
+		case limit <= 0 || r.ContentLength > limit:
+			stream = r.Body
+		case !p.kept.TryAcquire(want):
+			// The bytes kept across requests in flight are capped: past
+			// the cap a body streams once, as a large one does.
+			p.a.m.proxy.unkept.WithLabelValues(c.id, c.kindS).Inc()
+			stream = r.Body
+		default:
+			defer p.kept.Release(want)
 			kept, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
 			if err != nil {
 				return p.fail(w, c, http.StatusBadRequest, "bad_request", "the request body could not be read")
@@ -297,8 +320,6 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			if int64(len(kept)) > limit { // a body of unknown length, larger than max
 				stream, kept = io.MultiReader(bytes.NewReader(kept), r.Body), nil
 			}
-		} else {
-			stream = r.Body
 		}
 	}
 	attempts := 1

@@ -36,6 +36,7 @@ type proxyMetrics struct {
 	requests  *prometheus.CounterVec
 	retries   *prometheus.CounterVec
 	conflicts *prometheus.CounterVec
+	unkept    *prometheus.CounterVec
 }
 
 // Refresh results, the result label of linetoken_token_refreshes_total.
@@ -93,7 +94,11 @@ func newMetrics() *metrics {
 			Help: "Message sends answered 409 after an ambiguous attempt: LINE had accepted an earlier attempt, and the client was told success.",
 		}, []string{"channel", "kind"}),
 	}
-	m.reg.MustRegister(m.heals, m.proxy.requests, m.proxy.retries, m.proxy.conflicts)
+	m.proxy.unkept = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "linetoken_proxy_unreplayable_total",
+		Help: "Request bodies within max_replay_body that streamed unkept (so were never retried nor healed) because the bytes kept across requests in flight reached their cap.",
+	}, []string{"channel", "kind"})
+	m.reg.MustRegister(m.heals, m.proxy.requests, m.proxy.retries, m.proxy.conflicts, m.proxy.unkept)
 	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests, m.slots, m.ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -714,5 +715,61 @@ func TestProxy401OutsideTheMessagingAPI(t *testing.T) {
 	if len(up) != 3 || up[2].Header.Get("Authorization") == "Bearer "+old || srv.IssueCount(oauthtest.KindV21)-issued != 1 {
 		t.Errorf("a revoked token's 401 outside the Messaging API: %d after %d attempts in all, %d issues; want a retry with a new token",
 			rep.status, len(up), srv.IssueCount(oauthtest.KindV21)-issued)
+	}
+}
+
+// TestProxyReplayBudget: bodies kept for replay are capped across requests
+// in flight; past the cap a body streams once, unkept, so a 500 reaches
+// the client unretried (never sent twice), and the metric counts it.
+func TestProxyReplayBudget(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Proxy = &agent.ProxyConfig{Listen: "127.0.0.1:0", APIURL: srv.URL(), DataURL: srv.DataURL()}
+	})
+	a, err := agent.New(cfg, agent.Options{Clock: srv.Now, SendBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	// Each budget gets a server of its own, started after the budget is
+	// set (no handler of the old one reads it again).
+	var ps *httptest.Server
+	budget := func(n int) {
+		if ps != nil {
+			ps.Close()
+		}
+		agent.SetReplayBudget(a, int64(n))
+		ps = httptest.NewServer(a.ProxyHandler())
+	}
+	t.Cleanup(func() { ps.Close() })
+	budget(len(pushBody) - 1)
+	send := func(key string) *http.Response {
+		req, _ := http.NewRequest("POST", ps.URL+"/v2/bot/message/push", strings.NewReader(pushBody))
+		req.Header.Set("Authorization", bearer)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Line-Retry-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	key := uuid.NewString()
+	srv.InjectFault(1, oauthtest.Fault{RetryKey: key, Status: 500, Body: `{"message":"Internal Server Error"}`})
+	if resp := send(key); resp.StatusCode != 500 || srv.SendAttempts(ch.ID, key) != 1 {
+		t.Errorf("a push past the replay budget after a 500: %d after %d attempts, want the 500 after 1", resp.StatusCode, srv.SendAttempts(ch.ID, key))
+	}
+	if resp := send(uuid.NewString()); resp.StatusCode != 200 {
+		t.Errorf("a streamed push: %d, want 200", resp.StatusCode)
+	}
+	// Within the budget, the same fault is retried.
+	budget(len(pushBody))
+	key = uuid.NewString()
+	srv.InjectFault(1, oauthtest.Fault{RetryKey: key, Status: 500, Body: `{"message":"Internal Server Error"}`})
+	if resp := send(key); resp.StatusCode != 200 || srv.SendAttempts(ch.ID, key) != 2 {
+		t.Errorf("a push within the budget after a 500: %d after %d attempts, want 200 after 2", resp.StatusCode, srv.SendAttempts(ch.ID, key))
 	}
 }
