@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -30,7 +31,8 @@ type proxy struct {
 	base      *http.Transport
 	backoff   time.Duration // the first retry's wait before jitter
 	rts       map[*channel]channelRTs
-	kept      *semaphore.Weighted // bytes of bodies kept for replay, across requests in flight
+	durations map[*channel]prometheus.Observer // linetoken_proxy_request_duration_seconds' children
+	kept      *semaphore.Weighted              // bytes of bodies kept for replay, across requests in flight
 	// onConn, set by tests only (export_test.go), is told every host:port
 	// an attempt connects to.
 	onConn func(hostPort string)
@@ -38,12 +40,13 @@ type proxy struct {
 
 func newProxy(a *Agent, cfg *ProxyConfig) *proxy {
 	p := &proxy{a: a, cfg: cfg, api: newUpstream(cfg.APIURL), data: newUpstream(cfg.DataURL),
-		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]channelRTs{},
+		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]channelRTs{}, durations: map[*channel]prometheus.Observer{},
 		kept: semaphore.NewWeighted(replayBudget(cfg.MaxReplayBody))}
 	if a.opts.SendBackoff > 0 {
 		p.backoff = a.opts.SendBackoff
 	}
 	for _, c := range a.channels {
+		p.durations[c] = a.m.proxy.duration.WithLabelValues(c.id, c.kindS)
 		p.rts[c] = channelRTs{
 			bot:   channelTransport(c, p.base, c.refused),
 			other: channelTransport(c, p.base, c.refusedElsewhere),
@@ -80,6 +83,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ch, kind := "", ""
 	if ans.c != nil {
 		ch, kind = ans.c.id, ans.c.kindS
+		p.durations[ans.c].Observe(time.Since(start).Seconds())
 	}
 	p.a.m.proxy.requests.WithLabelValues(ch, kind, strconv.Itoa(ans.code)).Inc()
 	if p.a.log.Enabled(r.Context(), slog.LevelDebug) {

@@ -278,6 +278,8 @@ func (r *running) metric(name string, labels map[string]string) float64 {
 	return metricIn(r.metrics(), name, labels)
 }
 
+// metricIn is the value of the first series of name matching labels (a
+// histogram's is its sample count), or 0.
 func metricIn(fams map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
 	f := fams[name]
 	if f == nil {
@@ -302,6 +304,8 @@ func metricIn(fams map[string]*dto.MetricFamily, name string, labels map[string]
 			return m.Counter.GetValue()
 		case m.Gauge != nil:
 			return m.Gauge.GetValue()
+		case m.Histogram != nil:
+			return float64(m.Histogram.GetSampleCount())
 		}
 	}
 	return 0

@@ -37,6 +37,7 @@ type proxyMetrics struct {
 	retries   *prometheus.CounterVec
 	conflicts *prometheus.CounterVec
 	unkept    *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
 }
 
 // Refresh results, the result label of linetoken_token_refreshes_total.
@@ -98,7 +99,12 @@ func newMetrics() *metrics {
 		Name: "linetoken_proxy_unreplayable_total",
 		Help: "Request bodies within max_replay_body that streamed unkept (so were never retried nor healed) because the bytes kept across requests in flight reached their cap.",
 	}, []string{"channel", "kind"})
-	m.reg.MustRegister(m.heals, m.proxy.requests, m.proxy.retries, m.proxy.conflicts, m.proxy.unkept)
+	m.proxy.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "linetoken_proxy_request_duration_seconds",
+		Help:    "Time from a proxied request's arrival to the end of its answer (retries, waits and a streamed body included), for requests of a known channel.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"channel", "kind"})
+	m.reg.MustRegister(m.heals, m.proxy.requests, m.proxy.retries, m.proxy.conflicts, m.proxy.unkept, m.proxy.duration)
 	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests, m.slots, m.ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

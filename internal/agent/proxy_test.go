@@ -152,6 +152,10 @@ func TestProxyForwards(t *testing.T) {
 	if got := r.metric("linetoken_proxy_requests_total", labels("channel", ch.ID, "kind", "v2.1", "code", "200")); got != 4 {
 		t.Errorf("linetoken_proxy_requests_total{code=200} = %v, want 4", got)
 	}
+	// Every request of the channel is timed: 4 200s, a 409 and a 400.
+	if got := r.metric("linetoken_proxy_request_duration_seconds", labels("channel", ch.ID, "kind", "v2.1")); got != 6 {
+		t.Errorf("linetoken_proxy_request_duration_seconds count = %v, want 6", got)
+	}
 }
 
 // TestProxyRefuses: every request the guard refuses gets the proxy's
