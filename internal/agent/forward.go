@@ -171,6 +171,9 @@ func (p *proxy) channelFor(w http.ResponseWriter, ph placeholder, caller *caller
 				chs = append(chs, c)
 			}
 		}
+		if len(chs) == 0 { // a key limited to no channel (channels: [])
+			return nil, p.fail(w, nil, http.StatusForbidden, "channel_not_allowed", "this caller key may not use any channel")
+		}
 	}
 	if ph.channel != "" {
 		chs = p.a.byID[ph.channel]

@@ -122,3 +122,23 @@ func TestProxySectionWithoutKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestProxyKeyWithNoChannels: a caller key limited to no channel at all
+// (channels: []) gets 403 channel_not_allowed from the plain
+// "linetoken/KEY" placeholder, as with a channel ID and on the token API,
+// not an ambiguous_kind listing no kinds; nothing reaches the fake.
+func TestProxyKeyWithNoChannels(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	key := "kNone_" + strings.Repeat("n", 20)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Callers = []agent.Caller{{Name: "none", Key: agent.Secret(key), Channels: []string{}}}
+	})
+	before := len(upstreamRequests(srv, "/v2/bot/info"))
+	for _, ph := range []string{"linetoken/" + key, "linetoken:" + ch.ID + "/" + key} {
+		wantErr(t, r.via("GET", "/v2/bot/info", "", "Authorization", "Bearer "+ph), http.StatusForbidden, "channel_not_allowed")
+	}
+	if n := len(upstreamRequests(srv, "/v2/bot/info")) - before; n != 0 {
+		t.Errorf("%d refused requests reached the fake", n)
+	}
+}
