@@ -319,8 +319,13 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			p.a.m.proxy.unkept.WithLabelValues(c.id, c.kindS).Inc()
 			stream = r.Body
 		default:
-			defer p.kept.Release(want)
 			kept, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+			held := want
+			if err == nil && int64(len(kept)) <= limit {
+				held = int64(len(kept)) // an unknown length holds what it turned out to be
+				p.kept.Release(want - held)
+			}
+			defer p.kept.Release(held)
 			if err != nil {
 				return p.fail(w, c, http.StatusBadRequest, "bad_request", "the request body could not be read")
 			}

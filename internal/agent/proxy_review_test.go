@@ -1,7 +1,10 @@
 package agent_test
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/linetoken/linetoken/internal/agent"
+	"github.com/linetoken/linetoken/internal/testkit"
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
 )
@@ -140,5 +144,56 @@ func TestProxyKeyWithNoChannels(t *testing.T) {
 	}
 	if n := len(upstreamRequests(srv, "/v2/bot/info")) - before; n != 0 {
 		t.Errorf("%d refused requests reached the fake", n)
+	}
+}
+
+// TestProxyReplayBudgetUnknownLength: a body of unknown length (chunked)
+// reserves max_replay_body+1 bytes of the replay budget only while it is
+// read; once kept, it holds what it is. So a small chunked push in flight
+// does not keep another push within the budget from being retried.
+func TestProxyReplayBudgetUnknownLength(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	const limit = 4096
+	cfg := newConfig(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+		c.Proxy = &agent.ProxyConfig{Listen: "127.0.0.1:0", APIURL: srv.URL(), DataURL: srv.DataURL(), MaxReplayBody: limit}
+	})
+	a, err := agent.New(cfg, agent.Options{Clock: srv.Now, SendBackoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.Close() })
+	agent.SetReplayBudget(a, limit+1) // one unknown length's reservation, while it is read
+	ps := httptest.NewServer(a.ProxyHandler())
+	t.Cleanup(ps.Close)
+	send := func(ctx context.Context, body io.Reader, key string) (int, error) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", ps.URL+"/v2/bot/message/push", body)
+		req.Header.Set("Authorization", bearer)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Line-Retry-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	// A chunked push held at the fake (its answer delayed until cancelled).
+	held := uuid.NewString()
+	srv.InjectFault(1, oauthtest.Fault{RetryKey: held, Delay: time.Hour})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := send(ctx, struct{ io.Reader }{strings.NewReader(pushBody)}, held)
+		done <- err
+	}()
+	defer func() { cancel(); <-done }()
+	testkit.Eventually(t, waitLimit, "the chunked push at the fake", func() bool { return srv.SendAttempts(ch.ID, held) == 1 })
+	// Meanwhile a push within the budget is kept, so its 500 is retried.
+	key := uuid.NewString()
+	srv.InjectFault(1, oauthtest.Fault{RetryKey: key, Status: 500, Body: `{"message":"Internal Server Error"}`})
+	if code, err := send(t.Context(), strings.NewReader(pushBody), key); err != nil || code != 200 || srv.SendAttempts(ch.ID, key) != 2 {
+		t.Errorf("a push beside a small chunked one in flight, after a 500: %d %v after %d attempts, want 200 after 2", code, err, srv.SendAttempts(ch.ID, key))
 	}
 }
