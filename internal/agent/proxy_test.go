@@ -769,11 +769,23 @@ func TestProxyReplayBudget(t *testing.T) {
 	if resp := send(uuid.NewString()); resp.StatusCode != 200 {
 		t.Errorf("a streamed push: %d, want 200", resp.StatusCode)
 	}
-	// Within the budget, the same fault is retried.
+	ms := httptest.NewServer(a) // the token API, for /metrics
+	t.Cleanup(ms.Close)
+	m := &running{t: t, a: a, base: ms.URL, http: ms.Client()}
+	if got := m.metric("linetoken_proxy_unreplayable_total", labels("channel", ch.ID, "kind", "v2.1")); got != 2 {
+		t.Errorf("linetoken_proxy_unreplayable_total %v, want 2", got)
+	}
+	// Within the budget, the same fault is retried, again and again: each
+	// request gives back what it kept.
 	budget(len(pushBody))
-	key = uuid.NewString()
-	srv.InjectFault(1, oauthtest.Fault{RetryKey: key, Status: 500, Body: `{"message":"Internal Server Error"}`})
-	if resp := send(key); resp.StatusCode != 200 || srv.SendAttempts(ch.ID, key) != 2 {
-		t.Errorf("a push within the budget after a 500: %d after %d attempts, want 200 after 2", resp.StatusCode, srv.SendAttempts(ch.ID, key))
+	for range 3 {
+		key = uuid.NewString()
+		srv.InjectFault(1, oauthtest.Fault{RetryKey: key, Status: 500, Body: `{"message":"Internal Server Error"}`})
+		if resp := send(key); resp.StatusCode != 200 || srv.SendAttempts(ch.ID, key) != 2 {
+			t.Errorf("a push within the budget after a 500: %d after %d attempts, want 200 after 2", resp.StatusCode, srv.SendAttempts(ch.ID, key))
+		}
+	}
+	if got := m.metric("linetoken_proxy_unreplayable_total", labels("channel", ch.ID, "kind", "v2.1")); got != 2 {
+		t.Errorf("linetoken_proxy_unreplayable_total %v after pushes within the budget, want still 2", got)
 	}
 }
