@@ -261,7 +261,8 @@ type channelState struct {
 
 // invalidate handles a caller's report that LINE refused accessToken: if
 // it is still the token served, LINE's verify endpoint is asked, and the
-// token dropped when LINE refuses it (or cannot be asked). At most one
+// token dropped when LINE refuses it (or cannot be asked; a caller that
+// leaves before LINE answers drops nothing). At most one
 // drop per invalidateEvery, and one verify per verifyEvery; reports of
 // another token, or beyond those limits, are ignored. It reports whether
 // the token was dropped.
@@ -300,6 +301,11 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 	if err == nil {
 		c.a.log.LogAttrs(ctx, slog.LevelInfo, "agent: a caller reported the token refused, but LINE says it is valid; kept",
 			slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("key_id", cur.KeyID))
+		return false
+	}
+	if ctx.Err() != nil { // the caller left: LINE said nothing about the token
+		c.a.log.LogAttrs(ctx, slog.LevelDebug, "agent: invalidation ignored: the caller left before LINE's verify answered",
+			slog.String("channel", c.id), slog.String("kind", c.kindS))
 		return false
 	}
 	return c.drop(ctx, accessToken, "agent: token dropped after a caller reported it refused",

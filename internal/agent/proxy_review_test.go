@@ -197,3 +197,43 @@ func TestProxyReplayBudgetUnknownLength(t *testing.T) {
 		t.Errorf("a push beside a small chunked one in flight, after a 500: %d %v after %d attempts, want 200 after 2", code, err, srv.SendAttempts(ch.ID, key))
 	}
 }
+
+// TestProxy401ElsewhereClientLeaves: a client that leaves while the
+// agent asks LINE's verify endpoint about a 401 outside the Messaging API
+// has not shown the token bad: the token is kept, not dropped.
+func TestProxy401ElsewhereClientLeaves(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	old := r.token(ch.ID, "").AccessToken
+	issued := srv.IssueCount(oauthtest.KindV21)
+	const path = "/v2/profile"
+	srv.InjectFault(1, oauthtest.Fault{Path: path, Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`})
+	srv.InjectFault(1, oauthtest.Fault{Path: "/oauth2/v2.1/verify", Delay: time.Hour}) // until the agent gives up
+	faulted := srv.Stats().Faulted
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", r.proxy+path, nil)
+		req.Header.Set("Authorization", bearer)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	testkit.Eventually(t, waitLimit, "the 401 and the verify at the fake", func() bool { return srv.Stats().Faulted == faulted+2 })
+	cancel()
+	<-done
+	// LINE's 401 is what the request ends with, the client gone or not.
+	ended := labels("channel", ch.ID, "kind", "v2.1", "code", "401")
+	testkit.Eventually(t, waitLimit, "the request's end counted", func() bool {
+		return r.metric("linetoken_proxy_requests_total", ended) == 1
+	})
+	if got := r.metric("linetoken_token_invalidations_total", labels("channel", ch.ID, "kind", "v2.1")); got != 0 {
+		t.Errorf("%v tokens dropped after the client left during the verify, want 0", got)
+	}
+	if srv.IssueCount(oauthtest.KindV21) != issued || r.token(ch.ID, "").AccessToken != old {
+		t.Error("the token was replaced after the client left during the verify")
+	}
+}
