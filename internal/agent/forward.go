@@ -10,10 +10,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -265,14 +263,6 @@ func classify(r *http.Request) class {
 	return classOther
 }
 
-// attempt is what one attempt's trace saw.
-type attempt struct {
-	// wrote: the request was written whole, so LINE may have acted on it.
-	// Atomic: an earlier connection's write loop (a 401 answered before
-	// the body was written, then healed) may report after RoundTrip.
-	wrote atomic.Bool
-}
-
 // forward sends r to LINE for c and answers w with LINE's answer: an
 // attempt's, after retries where they are safe.
 func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) proxyAnswer {
@@ -345,24 +335,12 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 		rt = p.rts[c].bot
 	}
 	for n := 1; ; n++ {
-		var at attempt
-		trace := &httptrace.ClientTrace{
-			GetConn: func(hostPort string) {
-				if p.onConn != nil {
-					p.onConn(hostPort)
-				}
-			},
-			WroteRequest: func(i httptrace.WroteRequestInfo) {
-				if i.Err == nil {
-					at.wrote.Store(true)
-				}
-			},
-		}
+		at := &attempt{onConn: p.onConn}
 		// What http.NewRequestWithContext makes of target.String(),
 		// without printing and parsing the URL again (nobody below
 		// mutates target: the Transports clone what they change).
 		req := (&http.Request{Method: r.Method, URL: target, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Host: host}).WithContext(httptrace.WithClientTrace(ctx, trace))
+			Header: h, Host: host}).WithContext(context.WithValue(ctx, attemptKey{}, at))
 		switch {
 		case kept != nil:
 			body := kept // GetBody captures this copy: kept itself stays off the heap for bodiless requests
@@ -390,7 +368,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			if isTimeout(err) {
 				reason = "timeout"
 			}
-			ambiguous = ambiguous || at.wrote.Load()
+			ambiguous = ambiguous || at.wrote()
 			if wait := p.backoffFor(n, 0); n < attempts && time.Now().Add(wait).Before(deadline) {
 				if !p.sleep(ctx, c, n, wait, reason, h) {
 					return proxyAnswer{code: codeClientGone, attempts: n}

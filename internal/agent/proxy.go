@@ -3,9 +3,11 @@ package agent
 import (
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/linetoken/linetoken/oauth"
@@ -197,11 +199,48 @@ func channelTransport(c *channel, base http.RoundTripper, invalidate func(contex
 type upstreamRT struct{ base http.RoundTripper }
 
 func (u upstreamRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	if at, ok := r.Context().Value(attemptKey{}).(*attempt); ok {
+		// Traced here, not on the request's context: LINE's token and
+		// verify calls a 401 heal makes share that context, and their
+		// writes must not count as this request's.
+		rt := new(roundTrip)
+		at.last.Store(rt)
+		r = r.WithContext(httptrace.WithClientTrace(r.Context(), &httptrace.ClientTrace{GetConn: at.onConn, WroteRequest: rt.wroteRequest}))
+	}
 	resp, err := u.base.RoundTrip(r)
 	if err != nil {
 		return nil, &upstreamError{err}
 	}
 	return resp, nil
+}
+
+// attempt is one attempt of a proxied request, found by upstreamRT in its
+// request's context (attemptKey).
+type attempt struct {
+	onConn func(hostPort string) // the proxy's test-only observer, or nil
+	// last is the attempt's last round trip to LINE: a healed 401's
+	// retry replaces the first.
+	last atomic.Pointer[roundTrip]
+}
+
+type attemptKey struct{}
+
+// wrote reports whether the attempt's last round trip wrote its request
+// whole: LINE may have acted on it.
+func (at *attempt) wrote() bool {
+	rt := at.last.Load()
+	return rt != nil && rt.wrote.Load()
+}
+
+// roundTrip is what one round trip's trace saw. wrote is atomic: a
+// connection's write loop may report after RoundTrip returned (a 401
+// answered before the body was written).
+type roundTrip struct{ wrote atomic.Bool }
+
+func (rt *roundTrip) wroteRequest(i httptrace.WroteRequestInfo) {
+	if i.Err == nil {
+		rt.wrote.Store(true)
+	}
 }
 
 // upstreamError is an error of the upstream transport.
