@@ -267,6 +267,16 @@ type channelState struct {
 // another token, or beyond those limits, are ignored. It reports whether
 // the token was dropped.
 func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
+	return c.verifyAndDrop(ctx, accessToken, false)
+}
+
+// verifyAndDrop is invalidate; strict drops the token only when LINE's
+// verify refused it, never because LINE could not be asked (or, for a
+// stateless token, cannot be).
+func (c *channel) verifyAndDrop(ctx context.Context, accessToken string, strict bool) bool {
+	if strict && c.kind == oauth.KindStateless {
+		return false
+	}
 	cur, err := c.ts.Token(ctx)
 	if err != nil || accessToken == "" || cur.AccessToken != accessToken {
 		return false
@@ -308,6 +318,11 @@ func (c *channel) invalidate(ctx context.Context, accessToken string) bool {
 			slog.String("channel", c.id), slog.String("kind", c.kindS))
 		return false
 	}
+	if strict && !errors.Is(err, oauth.ErrInvalidToken) {
+		c.a.log.LogAttrs(ctx, slog.LevelDebug, "agent: invalidation ignored: LINE's verify did not refuse the token",
+			slog.String("channel", c.id), slog.String("kind", c.kindS), slog.String("verify", err.Error()))
+		return false
+	}
 	return c.drop(ctx, accessToken, "agent: token dropped after a caller reported it refused",
 		slog.String("key_id", cur.KeyID), slog.String("verify", err.Error()))
 }
@@ -329,10 +344,11 @@ func (c *channel) refused(ctx context.Context, accessToken string) {
 
 // refusedElsewhere is the proxy's [oauth.Transport.Invalidate] for paths
 // outside the Messaging API: their 401 may not be about the channel
-// token, so it is handled as a caller's report (invalidate): LINE's
-// verify endpoint decides, within the same limits.
+// token, so LINE's verify endpoint decides, within invalidate's limits,
+// and only its refusal drops the token (not a verify LINE could not
+// answer, nor a stateless token, which cannot be verified).
 func (c *channel) refusedElsewhere(ctx context.Context, accessToken string) {
-	if c.invalidate(ctx, accessToken) {
+	if c.verifyAndDrop(ctx, accessToken, true) {
 		c.a.m.heals.WithLabelValues(c.id, c.kindS).Inc()
 	}
 }

@@ -789,3 +789,34 @@ func TestProxyReplayBudget(t *testing.T) {
 		t.Errorf("linetoken_proxy_unreplayable_total %v after pushes within the budget, want still 2", got)
 	}
 }
+
+// TestProxy401ElsewhereUnverifiable: outside the Messaging API, a 401 drops
+// the token only when LINE's verify refuses it: not when verify cannot be
+// answered (LINE down), and never for a stateless token (which cannot be
+// verified).
+func TestProxy401ElsewhereUnverifiable(t *testing.T) {
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21), chanCfg(ch, oauth.KindStateless)})
+	const path = "/v2/profile"
+	unauthorized := oauthtest.Fault{Path: path, Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`}
+	for _, kind := range []string{"v2.1", "stateless"} {
+		old := r.token(ch.ID, "?kind="+kind).AccessToken
+		issued := srv.Stats().Issued
+		srv.InjectFault(1, unauthorized)
+		if kind == "v2.1" {
+			srv.InjectFault(1, oauthtest.Fault{Path: "/oauth2/v2.1/verify", Status: 503, Body: `{"message":"unavailable"}`})
+		}
+		if rep := r.via("GET", path, "", "Authorization", "Bearer linetoken:"+ch.ID+":"+kind); rep.status != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s, want the 401 passed", kind, rep.status, rep.body)
+		}
+		if got := r.token(ch.ID, "?kind="+kind).AccessToken; got != old || srv.Stats().Issued[oauthtest.KindStateless] != issued[oauthtest.KindStateless] ||
+			srv.Stats().Issued[oauthtest.KindV21] != issued[oauthtest.KindV21] {
+			t.Errorf("%s: the token was dropped on an unverified 401", kind)
+		}
+		if n := srv.PendingFaults(); n != 0 {
+			t.Errorf("%s: %d faults never applied (the 401, or the verify LINE could not answer)", kind, n)
+		}
+		srv.Advance(10 * time.Second) // past the 5 s between two verifies
+	}
+}
