@@ -309,7 +309,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 			p.a.m.proxy.unkept.WithLabelValues(c.id, c.kindS).Inc()
 			stream = r.Body
 		default:
-			kept, err = io.ReadAll(io.LimitReader(r.Body, limit+1))
+			kept, err = readKept(r.Body, r.ContentLength, limit)
 			held := want
 			if err == nil && int64(len(kept)) <= limit {
 				held = int64(len(kept)) // an unknown length holds what it turned out to be
@@ -401,6 +401,17 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 		}
 		return p.pass(w, r, resp, resp.StatusCode, n)
 	}
+}
+
+// readKept reads a body to keep for replay: exactly its length when known
+// (one allocation of that size), else up to limit+1 bytes.
+func readKept(body io.Reader, length, limit int64) ([]byte, error) {
+	if length > 0 {
+		b := make([]byte, length)
+		_, err := io.ReadFull(body, b)
+		return b, err
+	}
+	return io.ReadAll(io.LimitReader(body, limit+1))
 }
 
 // maxDrain caps what is read of an answer thrown away before a retry, so
