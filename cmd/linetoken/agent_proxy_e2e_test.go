@@ -343,7 +343,9 @@ func TestAgentProxyHonoursHTTPSProxy(t *testing.T) {
 // not proxied, so the agent has its token).
 func TestAgentProxyUnusableHTTPSProxy(t *testing.T) {
 	f := newFixture(t)
-	cfg := proxyConfig(t, f, "egress.yaml", "  listen: 127.0.0.1:0\n  api_url: https://api.line.me\n  send_retry:\n    attempts: 2\n")
+	// api_url's host is under .invalid (RFC 2606): even a Go that tried
+	// the connection could reach nothing.
+	cfg := proxyConfig(t, f, "egress.yaml", "  listen: 127.0.0.1:0\n  api_url: https://api.line.invalid\n  send_retry:\n    attempts: 2\n")
 	p := startAgent(t, 1, map[string]string{"HTTPS_PROXY": "http://%zz"}, "--config", cfg)
 	proxy := p.proxyBase()
 	p.waitReady()
