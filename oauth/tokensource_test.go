@@ -125,17 +125,16 @@ func newSource(t *testing.T, c *oauth.Client, opts oauth.TokenSourceOptions) *oa
 	return ts
 }
 
-// eventually polls cond for up to 5s.
+// eventually waits for cond (testkit.Eventually, up to eventuallyLimit).
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.Eventually(t, eventuallyLimit, what, cond)
 }
+
+// eventuallyLimit bounds eventually's waits: generous, for a 2-core
+// machine running several packages' tests under -race at once (5 s once
+// ran out there while a background revocation retry was still due).
+const eventuallyLimit = 30 * time.Second
 
 func TestTokenSourceFreshPathIsShared(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
