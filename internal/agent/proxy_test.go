@@ -800,6 +800,10 @@ func TestProxy401ElsewhereUnverifiable(t *testing.T) {
 	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21), chanCfg(ch, oauth.KindStateless)})
 	const path = "/v2/profile"
 	unauthorized := oauthtest.Fault{Path: path, Status: http.StatusUnauthorized, Body: `{"message":"invalid token"}`}
+	// Both kinds hold their token before anything is counted: a keeper
+	// still issuing its first would look like a drop.
+	r.token(ch.ID, "?kind=v2.1")
+	r.token(ch.ID, "?kind=stateless")
 	for _, kind := range []string{"v2.1", "stateless"} {
 		old := r.token(ch.ID, "?kind="+kind).AccessToken
 		issued := srv.Stats().Issued
