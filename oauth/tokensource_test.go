@@ -656,8 +656,10 @@ func testRevokeRetryAfter(t *testing.T, retryAfter string, wait time.Duration) {
 			jsonAnswer(404, `{"message":"Not found"}`)(w, r)
 		}
 	})
+	var logs testkit.SyncBuffer
 	ts := newSource(t, clientFor(t, srv.URL, clk), oauth.TokenSourceOptions{Kind: oauth.KindShortLived,
-		RefreshBefore: 10 * time.Minute, RevokeGrace: time.Minute, Store: oauth.NewMemoryStore()})
+		RefreshBefore: 10 * time.Minute, RevokeGrace: time.Minute, Store: oauth.NewMemoryStore(),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := context.Background()
 	first, err := ts.Token(ctx)
 	if err != nil {
@@ -667,6 +669,12 @@ func testRevokeRetryAfter(t *testing.T, retryAfter string, wait time.Duration) {
 	eventually(t, "rotation", func() bool { tok, _ := ts.Token(ctx); return tok != first })
 	clk.Advance(time.Minute) // the grace is over
 	eventually(t, "the first revocation", func() bool { return revokes.Load() == 1 })
+	// The clock moves only once the failure is fully handled: the source
+	// schedules its retry from the clock's time then, so a jump while the
+	// 429 was still being handled would move the retry past wait.
+	eventually(t, "the failed revocation handled", func() bool {
+		return strings.Contains(logs.String(), "due revocations failed; will retry")
+	})
 	clk.Advance(wait - time.Millisecond)
 	time.Sleep(30 * time.Millisecond) // six watcher ticks
 	if n := revokes.Load(); n != 1 {
