@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/linetoken/linetoken/oauth"
 	"github.com/linetoken/linetoken/oauth/oauthtest"
@@ -67,5 +68,52 @@ func TestTokenSourceOnRefresh(t *testing.T) {
 	last := evs[len(evs)-1]
 	if len(evs) != 2 || last.Token != nil || !errors.Is(last.Err, oauth.ErrKeyNotRegistered) || last.Issued {
 		t.Fatalf("events after a refused refresh = %+v, want a failure matching ErrKeyNotRegistered", evs)
+	}
+}
+
+// savedBeforeLock is a Store on which another holder saves a fresh token
+// (tok) between the source's first Load and its Lock, as a fleet member
+// finishing its refresh at that moment does.
+type savedBeforeLock struct {
+	oauth.Store
+	once sync.Once
+	tok  *oauth.Token
+}
+
+func (s *savedBeforeLock) Lock(ctx context.Context, key string, ttl time.Duration) (int64, error) {
+	s.once.Do(func() {
+		fence, err := s.Store.Lock(ctx, key, ttl)
+		if err == nil && fence > 0 {
+			_ = s.Store.Save(ctx, key, &oauth.StoreEntry{Token: s.tok}, fence)
+			_ = s.Store.Unlock(ctx, key, fence)
+		}
+	})
+	return s.Store.Lock(ctx, key, ttl)
+}
+
+// TestTokenSourceOnRefreshLoadedUnderLock: a source that takes the lock
+// and then finds another holder's fresh token in the store installs it
+// and reports it loaded (Issued false), issuing nothing.
+func TestTokenSourceOnRefreshLoadedUnderLock(t *testing.T) {
+	ctx := context.Background()
+	srv := oauthtest.NewServer()
+	defer srv.Close()
+	ch := srv.NewChannel(t)
+	other, err := srv.Client(t, ch.ID).IssueShortLivedToken(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issued := srv.IssueCount(oauthtest.KindShortLived)
+	var log refreshLog
+	store := &savedBeforeLock{Store: oauth.NewMemoryStore(), tok: other}
+	ts := newSource(t, srv.Client(t, ch.ID), oauth.TokenSourceOptions{Kind: oauth.KindShortLived, Store: store, OnRefresh: log.add})
+	tok, err := ts.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := log.all()
+	if tok.AccessToken != other.AccessToken || len(evs) != 1 || evs[0].Issued || srv.IssueCount(oauthtest.KindShortLived) != issued {
+		t.Errorf("served the other holder's token: %v; events %+v; %d issues; want it loaded, Issued false, nothing issued",
+			tok.AccessToken == other.AccessToken, evs, srv.IssueCount(oauthtest.KindShortLived)-issued)
 	}
 }

@@ -630,9 +630,9 @@ func (ts *TokenSource) refreshLocked(ctx context.Context) (*Token, bool, error) 
 			return nil, false, storeError("lock", err)
 		}
 		if fence > 0 {
-			tok, err := ts.issueAndSave(ctx, fence, old, locked)
+			tok, issued, err := ts.issueAndSave(ctx, fence, old, locked)
 			ts.unlock(ctx, fence)
-			return tok, err == nil && tok != nil, err
+			return tok, issued, err
 		}
 		// Another holder is refreshing: look again once it lets go of the
 		// lock, or shortly. The poll backs off as time passes, not per
@@ -687,26 +687,27 @@ func (ts *TokenSource) waitForHolder(ctx context.Context, d time.Duration, notif
 
 // issueAndSave runs under the lock taken at locked: it looks at the store
 // once more, then issues, records the replaced token for revocation and
-// saves. The look and the issue end by lockWorkDeadline, so the Save comes
+// saves; issued is false when the look found another holder's token.
+// The look and the issue end by lockWorkDeadline, so the Save comes
 // while the lock holds even when retries of the issue are opted into.
-func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string, locked time.Time) (*Token, error) {
+func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string, locked time.Time) (tok *Token, issued bool, err error) {
 	wctx, cancel := context.WithDeadline(ctx, ts.lockWorkDeadline(locked))
 	defer cancel()
 	e, err := ts.store.Load(wctx, ts.key)
 	if err != nil {
-		return nil, storeError("load", err)
+		return nil, false, storeError("load", err)
 	}
 	now := ts.c.now()
 	if e != nil && ts.usable(e.Token, now, old) {
-		ts.install(e.Token, e)
-		return e.Token, nil
+		ts.install(e.Token, e) // another holder saved it between our Load and Lock
+		return e.Token, false, nil
 	}
-	tok, err := ts.issue(wctx)
+	tok, err = ts.issue(wctx)
 	if err != nil {
 		if wctx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("oauth: issue cut off before the token store lock (TTL %v) could expire: %w", ts.lockTTL, err)
+			return nil, false, fmt.Errorf("oauth: issue cut off before the token store lock (TTL %v) could expire: %w", ts.lockTTL, err)
 		}
-		return nil, err
+		return nil, false, err
 	}
 	next := &StoreEntry{Token: tok}
 	if e != nil {
@@ -742,12 +743,12 @@ func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string
 							slog.String("kind", ts.kind.String()), slog.String("key_id", tok.KeyID), slog.String("error", rerr.Error()))
 					}
 				}
-				return cur.Token, nil
+				return cur.Token, false, nil
 			}
 			ts.logAttrs(slog.LevelWarn, "oauth: store lock lost during refresh; serving the new token locally",
 				slog.String("kind", ts.kind.String()))
 			ts.install(tok, nil)
-			return tok, nil
+			return tok, true, nil
 		}
 		// The token is issued but not recorded: serve it, say so, and keep
 		// it to record (and so revoke) with the next successful save, or
@@ -756,10 +757,10 @@ func (ts *TokenSource) issueAndSave(ctx context.Context, fence int64, old string
 			slog.String("kind", ts.kind.String()), slog.String("error", err.Error()))
 		ts.keepUnrecorded(*tok)
 		ts.install(tok, nil)
-		return tok, nil
+		return tok, true, nil
 	}
 	ts.install(tok, next)
-	return tok, nil
+	return tok, true, nil
 }
 
 func (ts *TokenSource) isInvalidated() bool {
