@@ -132,6 +132,7 @@ func TestAgentDevProxy(t *testing.T) {
 	// The printed Node snippet, run as it is with LINE's Node SDK: a
 	// second push through the proxy.
 	runDevNodeSnippet(t, out)
+	checkDevPythonSnippet(t, out)
 
 	var logged []string
 	testkit.Eventually(t, agentStartLimit, "both accepted sends logged on stderr", func() bool {
@@ -174,6 +175,32 @@ func runDevNodeSnippet(t *testing.T, out string) {
 	got, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(got), "sentMessages") {
 		t.Errorf("the printed Node snippet: %v\n%s\nsnippet:\n%s", err, got, snippet)
+	}
+}
+
+// checkDevPythonSnippet parses the Python lines --dev printed (out) with
+// python3's own parser: line-bot-sdk cannot be installed offline, so the
+// snippet is checked for syntax (and its names against the SDK's by
+// reading, in review), not run.
+func checkDevPythonSnippet(t *testing.T, out string) {
+	t.Helper()
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		prism.Unavailable(t, "python3 is not on PATH")
+	}
+	_, rest, ok := strings.Cut(out, "Python (line-bot-sdk v3):\n")
+	snippet, _, ok2 := strings.Cut(rest, "The fake accepts")
+	if !ok || !ok2 {
+		t.Fatalf("no Python snippet in --dev's output\n%s", out)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(snippet, "\n"), "\n") {
+		lines = append(lines, strings.TrimPrefix(l, "  "))
+	}
+	cmd := exec.CommandContext(t.Context(), python, "-c", "import ast, sys; ast.parse(sys.stdin.read())")
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if got, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("the printed Python snippet does not parse: %v\n%s\nsnippet:\n%s", err, got, strings.Join(lines, "\n"))
 	}
 }
 
