@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -50,34 +49,7 @@ func startAgent(tb testing.TB) *runningAgent {
 	if err := cfg.Validate(); err != nil {
 		tb.Fatal(err)
 	}
-	addrs := make(chan string, 1)
-	a, err := agent.New(cfg, agent.Options{Clock: srv.Now, OnListen: func(addr string) { addrs <- addr }})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	runErr := make(chan error, 1)
-	go func() { runErr <- a.Run(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-runErr:
-			if err != nil {
-				tb.Errorf("agent: %v", err)
-			}
-		case <-time.After(time.Minute): // Run's own bound is 20s
-			tb.Error("the agent did not stop within a minute")
-		}
-	})
-	select {
-	case addr := <-addrs:
-		return &runningAgent{fake: srv, ch: ch, url: "http://" + addr + "/v1/channels/" + ch.ID + "/token"}
-	case err := <-runErr:
-		tb.Fatalf("the agent stopped before listening: %v", err)
-	case <-time.After(time.Minute):
-		tb.Fatal("the agent did not listen within a minute")
-	}
-	return nil
+	return &runningAgent{fake: srv, ch: ch, url: runAgent(tb, cfg, srv).url}
 }
 
 // startFloor serves body, with the agent's answer headers, on every
