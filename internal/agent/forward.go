@@ -273,10 +273,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 	_, err := c.token(tctx)
 	cancel()
 	if err != nil {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
-		cs := cause(err)
-		return p.failCause(w, c, http.StatusServiceUnavailable, "token_unavailable",
-			"no valid token can be had now ("+cs+"); the agent keeps retrying", cs)
+		return p.tokenUnavailable(w, c, err)
 	}
 	cl := classify(r)
 	h := outHeader(r.Header)
@@ -360,9 +357,7 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 				// The Transport could not get a token (it expired and
 				// its refresh failed meanwhile): it sent nothing.
 				c.noteErr(err)
-				w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
-				return p.failCause(w, c, http.StatusServiceUnavailable, "token_unavailable",
-					"no valid token can be had now ("+cause(err)+"); the agent keeps retrying", cause(err))
+				return p.tokenUnavailable(w, c, err)
 			}
 			reason := "connection"
 			if isTimeout(err) {
@@ -531,11 +526,13 @@ func scrubNetErr(err error) string {
 	return msg
 }
 
-func (p *proxy) fail(w http.ResponseWriter, c *channel, code int, errCode, msg string) proxyAnswer {
-	return p.failCause(w, c, code, errCode, msg, "")
+// tokenUnavailable answers 503 token_unavailable, as the token API does.
+func (p *proxy) tokenUnavailable(w http.ResponseWriter, c *channel, err error) proxyAnswer {
+	ans := p.a.tokenUnavailable(w, "", err)
+	return proxyAnswer{c: c, code: ans.code, err: "token_unavailable"}
 }
 
-func (p *proxy) failCause(w http.ResponseWriter, c *channel, code int, errCode, msg, cause string) proxyAnswer {
-	p.a.writeJSON(w, "", code, apiError{Error: errCode, Message: msg, Cause: cause})
+func (p *proxy) fail(w http.ResponseWriter, c *channel, code int, errCode, msg string) proxyAnswer {
+	p.a.writeJSON(w, "", code, apiError{Error: errCode, Message: msg})
 	return proxyAnswer{c: c, code: code, err: errCode}
 }

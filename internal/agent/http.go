@@ -197,10 +197,7 @@ func (a *Agent) serveV1(w http.ResponseWriter, r *http.Request, caller *callerKe
 	s, err := c.token(ctx)
 	cancel()
 	if err != nil {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
-		cs := cause(err)
-		return a.failCause(w, route, http.StatusServiceUnavailable, "token_unavailable",
-			"no valid token can be had now ("+cs+"); /readyz says more, and the agent keeps retrying", cs)
+		return a.tokenUnavailable(w, route, err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -264,6 +261,15 @@ func (a *Agent) caller(key string) (*callerKey, bool) {
 		}
 	}
 	return found, found != nil && key != ""
+}
+
+// tokenUnavailable answers 503 token_unavailable for err, the failure to
+// get a token: its cause, and Retry-After (LINE's, or a few seconds).
+func (a *Agent) tokenUnavailable(w http.ResponseWriter, route string, err error) answer {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter(err)))
+	cs := cause(err)
+	return a.failCause(w, route, http.StatusServiceUnavailable, "token_unavailable",
+		"no valid token can be had now ("+cs+"); /readyz says more, and the agent keeps retrying", cs)
 }
 
 func (a *Agent) fail(w http.ResponseWriter, route string, code int, errCode, msg string) answer {
