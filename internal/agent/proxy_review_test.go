@@ -23,9 +23,7 @@ import (
 // containers drop ";..."), is refused like the plain spelling, and
 // nothing reaches the fake.
 func TestProxyTokenEndpointSpellings(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, _, r := startProxyV21(t)
 	const mark = "X-Review-Mark"
 	for _, path := range []string{
 		"//oauth2/v2.1/token",
@@ -56,9 +54,7 @@ func TestProxyTokenEndpointSpellings(t *testing.T) {
 // still beyond max_elapsed: LINE's answer passes after one attempt, not
 // retried at once as if it had said nothing.
 func TestProxyHugeRetryAfter(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	for _, huge := range []string{
 		"10000000000",              // seconds: 1e19 ns overflows an int64
 		"100000000000000000000000", // more than any integer type holds
@@ -202,9 +198,7 @@ func TestProxyReplayBudgetUnknownLength(t *testing.T) {
 // agent asks LINE's verify endpoint about a 401 outside the Messaging API
 // has not shown the token bad: the token is kept, not dropped.
 func TestProxy401ElsewhereClientLeaves(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	old := r.token(ch.ID, "").AccessToken
 	issued := srv.IssueCount(oauthtest.KindV21)
 	const path = "/v2/profile"

@@ -49,6 +49,14 @@ func startProxy(t *testing.T, srv *oauthtest.Server, chans []agent.Channel, edit
 	return startAgent(t, srv, cfg, func(o *agent.Options) { o.SendBackoff = time.Millisecond })
 }
 
+// startProxyV21 is startProxy for one v2.1 channel of a new fake.
+func startProxyV21(t *testing.T, edit ...func(*agent.Config)) (*oauthtest.Server, oauthtest.Channel, *running) {
+	t.Helper()
+	srv := newFake(t)
+	ch := srv.NewChannel(t)
+	return srv, ch, startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, edit...)
+}
+
 // via sends a request to the proxy, failing t when it cannot.
 func (r *running) via(method, path, body string, hdr ...string) reply {
 	r.t.Helper()
@@ -77,9 +85,7 @@ func upstreamRequests(srv *oauthtest.Server, path string) []oauthtest.Request {
 }
 
 func TestProxyForwards(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 
 	// A push with no retry key: the proxy adds one (a UUID), and the real
 	// token; X-Linetoken-* and hop-by-hop headers stay behind.
@@ -279,9 +285,7 @@ func rawRequest(t *testing.T, base, req string) (int, string) {
 // middle of a stream of requests; clients see only 200s, and there is
 // one refresh.
 func TestProxyHealsRevokedToken(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	t1 := r.token(ch.ID, "").AccessToken
 	issued := srv.IssueCount(oauthtest.KindV21)
 
@@ -335,9 +339,7 @@ func TestProxyHealsRevokedToken(t *testing.T) {
 // retry key exists for, at most attempts-1 per send: each is delivered
 // exactly once and every client gets 200 with the accepted send's answer.
 func TestProxyAtMostOnce(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	faults := []oauthtest.Fault{
 		{AfterAccept: true, Status: 500, Body: `{"message":"Internal Server Error"}`}, // accepted, then 500
 		{AfterAccept: true, Drop: true},                                               // accepted, then the connection drops
@@ -424,9 +426,7 @@ func TestProxyAtMostOnce(t *testing.T) {
 
 // TestProxyRetryRules: what is retried, and what is not.
 func TestProxyRetryRules(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)}, func(c *agent.Config) {
+	srv, ch, r := startProxyV21(t, func(c *agent.Config) {
 		c.Proxy.SendRetry.MaxElapsed = 20 * time.Second
 	})
 	r.token(ch.ID, "")
@@ -496,9 +496,7 @@ func TestProxyRetryRules(t *testing.T) {
 // than 8 MiB in all (the fake and the client included, all streaming);
 // an upload larger than max_replay_body streams and is never sent twice.
 func TestProxyStreams(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	r.token(ch.ID, "")
 	const size = 64 << 20
 	get := func() {
@@ -645,9 +643,7 @@ func TestProxyTLS(t *testing.T) {
 // and sends again once with a new one; a second 401 reaches the client
 // unchanged, after exactly two attempts and one new token.
 func TestProxySecond401Passes(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	old := r.token(ch.ID, "").AccessToken
 	issued := srv.IssueCount(oauthtest.KindV21)
 	const refused = `{"message":"Authentication failed. Confirm that the access token in the authorization header is valid."}`
@@ -694,9 +690,7 @@ func TestProxyNonLoopbackNeedsTLS(t *testing.T) {
 // kept and the 401 passes; one LINE refuses is dropped and the request
 // healed.
 func TestProxy401OutsideTheMessagingAPI(t *testing.T) {
-	srv := newFake(t)
-	ch := srv.NewChannel(t)
-	r := startProxy(t, srv, []agent.Channel{chanCfg(ch, oauth.KindV21)})
+	srv, ch, r := startProxyV21(t)
 	old := r.token(ch.ID, "").AccessToken
 	issued := srv.IssueCount(oauthtest.KindV21)
 	const path = "/v2/profile"
