@@ -83,7 +83,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ch, kind = ans.c.id, ans.c.kindS
 		p.durations[ans.c].Observe(time.Since(start).Seconds())
 	}
-	p.a.m.proxy.requests.WithLabelValues(ch, kind, strconv.Itoa(ans.code)).Inc()
+	p.a.m.proxy.requests.inc(ch, kind, ans.code)
 	if p.a.log.Enabled(r.Context(), slog.LevelDebug) {
 		p.a.log.LogAttrs(r.Context(), slog.LevelDebug, "agent: proxy request",
 			slog.String("method", r.Method), slog.String("endpoint", endpoint(r.URL.Path)),

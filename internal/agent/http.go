@@ -64,7 +64,7 @@ type answer struct {
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ans := a.serve(w, r)
-	a.m.request(ans.route, ans.code)
+	a.m.requests.inc(ans.route, "", ans.code)
 	if a.log.Enabled(r.Context(), slog.LevelDebug) {
 		a.log.LogAttrs(r.Context(), slog.LevelDebug, "agent: request",
 			slog.String("method", r.Method), slog.String("route", ans.route), slog.Int("code", ans.code),

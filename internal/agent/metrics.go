@@ -21,9 +21,7 @@ type metrics struct {
 	invalidations *prometheus.CounterVec
 	heals         *prometheus.CounterVec
 	sinkWrites    *prometheus.CounterVec
-	requests      *prometheus.CounterVec
-	requestsMu    sync.RWMutex
-	requestsBy    map[requestKey]prometheus.Counter // requests' children, so a request neither formats its code nor hashes its labels
+	requests      *codeCounter
 	slots         *prometheus.GaugeVec
 	ready         *prometheus.GaugeVec
 	proxy         *proxyMetrics
@@ -33,7 +31,7 @@ type metrics struct {
 // kinds, status codes and retry reasons; never a path (user IDs), a retry
 // key or a token.
 type proxyMetrics struct {
-	requests  *prometheus.CounterVec
+	requests  *codeCounter
 	retries   *prometheus.CounterVec
 	conflicts *prometheus.CounterVec
 	unkept    *prometheus.CounterVec
@@ -48,7 +46,7 @@ const (
 )
 
 func newMetrics() *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), requestsBy: map[requestKey]prometheus.Counter{}}
+	m := &metrics{reg: prometheus.NewRegistry()}
 	m.expiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "linetoken_token_expiry_timestamp_seconds",
 		Help: "When the token served for the channel and kind expires (Unix seconds).",
@@ -65,10 +63,10 @@ func newMetrics() *metrics {
 		Name: "linetoken_sink_writes_total",
 		Help: "Sink file writes by result (ok or error).",
 	}, []string{"channel", "kind", "result"})
-	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+	m.requests = newCodeCounter(prometheus.CounterOpts{
 		Name: "linetoken_http_requests_total",
 		Help: "HTTP API requests by route and status code.",
-	}, []string{"route", "code"})
+	}, "route")
 	m.slots = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "linetoken_v21_slots_in_use",
 		Help: "Active v2.1 tokens of the channel, of LINE's 30, from the key-ID list polled every few minutes.",
@@ -82,10 +80,10 @@ func newMetrics() *metrics {
 		Help: "Tokens the proxy dropped after LINE answered 401 to them (the request was sent again with a new one when its body was kept).",
 	}, []string{"channel", "kind"})
 	m.proxy = &proxyMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: newCodeCounter(prometheus.CounterOpts{
 			Name: "linetoken_proxy_requests_total",
 			Help: "Requests the proxy answered, by channel, kind and status code (channel and kind empty when refused before a channel was known).",
-		}, []string{"channel", "kind", "code"}),
+		}, "channel", "kind"),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "linetoken_proxy_retries_total",
 			Help: "Attempts the proxy sent again, by reason: status_500, status_502, status_503, status_504, timeout or connection.",
@@ -104,31 +102,48 @@ func newMetrics() *metrics {
 		Help:    "Time from a proxied request's arrival to the end of its answer (retries, waits and a streamed body included), for requests of a known channel.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"channel", "kind"})
-	m.reg.MustRegister(m.heals, m.proxy.requests, m.proxy.retries, m.proxy.conflicts, m.proxy.unkept, m.proxy.duration)
-	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests, m.slots, m.ready,
+	m.reg.MustRegister(m.heals, m.proxy.requests.vec, m.proxy.retries, m.proxy.conflicts, m.proxy.unkept, m.proxy.duration)
+	m.reg.MustRegister(m.expiry, m.refreshes, m.invalidations, m.sinkWrites, m.requests.vec, m.slots, m.ready,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// requestKey is one child of linetoken_http_requests_total.
-type requestKey struct {
-	route string
-	code  int
+// codeCounter is a counter vector labelled by one or two names and a
+// status code, its children cached, so that a request neither formats its
+// code nor hashes its labels.
+type codeCounter struct {
+	vec   *prometheus.CounterVec
+	names int // how many of codeKey's labels the vector has
+	mu    sync.RWMutex
+	by    map[codeKey]prometheus.Counter
 }
 
-// request counts one answered request.
-func (m *metrics) request(route string, code int) {
-	k := requestKey{route, code}
-	m.requestsMu.RLock()
-	c, ok := m.requestsBy[k]
-	m.requestsMu.RUnlock()
+// codeKey is one child of a codeCounter.
+type codeKey struct {
+	a, b string
+	code int
+}
+
+func newCodeCounter(opts prometheus.CounterOpts, names ...string) *codeCounter {
+	return &codeCounter{vec: prometheus.NewCounterVec(opts, append(names, "code")), names: len(names),
+		by: map[codeKey]prometheus.Counter{}}
+}
+
+// inc counts one answer with code, labelled a (and b, for a vector of two
+// names).
+func (c *codeCounter) inc(a, b string, code int) {
+	k := codeKey{a, b, code}
+	c.mu.RLock()
+	n, ok := c.by[k]
+	c.mu.RUnlock()
 	if !ok {
-		c = m.requests.WithLabelValues(route, strconv.Itoa(code))
-		m.requestsMu.Lock()
-		m.requestsBy[k] = c
-		m.requestsMu.Unlock()
+		labels := []string{a, b}[:c.names]
+		n = c.vec.WithLabelValues(append(labels, strconv.Itoa(code))...)
+		c.mu.Lock()
+		c.by[k] = n
+		c.mu.Unlock()
 	}
-	c.Inc()
+	n.Inc()
 }
 
 func (m *metrics) handler() http.Handler {
