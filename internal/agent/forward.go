@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -28,9 +27,8 @@ type proxy struct {
 	api, data upstream
 	base      *http.Transport
 	backoff   time.Duration // the first retry's wait before jitter
-	rts       map[*channel]channelRTs
-	durations map[*channel]prometheus.Observer // linetoken_proxy_request_duration_seconds' children
-	kept      *semaphore.Weighted              // bytes of bodies kept for replay, across requests in flight
+	chans     map[*channel]proxyChannel
+	kept      *semaphore.Weighted // bytes of bodies kept for replay, across requests in flight
 	// onConn, set by tests only (export_test.go), is told every host:port
 	// an attempt connects to.
 	onConn func(hostPort string)
@@ -38,16 +36,16 @@ type proxy struct {
 
 func newProxy(a *Agent, cfg *ProxyConfig) *proxy {
 	p := &proxy{a: a, cfg: cfg, api: newUpstream(cfg.APIURL), data: newUpstream(cfg.DataURL),
-		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, rts: map[*channel]channelRTs{}, durations: map[*channel]prometheus.Observer{},
+		base: proxyTransport(cfg.AttemptTimeout), backoff: defaultSendBackoff, chans: map[*channel]proxyChannel{},
 		kept: semaphore.NewWeighted(replayBudget(cfg.MaxReplayBody))}
 	if a.opts.SendBackoff > 0 {
 		p.backoff = a.opts.SendBackoff
 	}
 	for _, c := range a.channels {
-		p.durations[c] = a.m.proxy.duration.WithLabelValues(c.id, c.kindS)
-		p.rts[c] = channelRTs{
-			bot:   channelTransport(c, p.base, c.refused),
-			other: channelTransport(c, p.base, c.refusedElsewhere),
+		p.chans[c] = proxyChannel{
+			bot:      channelTransport(c, p.base, c.refused),
+			other:    channelTransport(c, p.base, c.refusedElsewhere),
+			duration: a.m.proxy.duration.WithLabelValues(c.id, c.kindS),
 		}
 	}
 	return p
@@ -81,7 +79,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ch, kind := "", ""
 	if ans.c != nil {
 		ch, kind = ans.c.id, ans.c.kindS
-		p.durations[ans.c].Observe(time.Since(start).Seconds())
+		p.chans[ans.c].duration.Observe(time.Since(start).Seconds())
 	}
 	p.a.m.proxy.requests.inc(ch, kind, ans.code)
 	if p.a.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -327,9 +325,9 @@ func (p *proxy) forward(w http.ResponseWriter, r *http.Request, c *channel) prox
 	}
 	deadline := time.Now().Add(p.cfg.SendRetry.MaxElapsed)
 	ambiguous := false // an earlier attempt may have been accepted
-	rt := p.rts[c].other
+	rt := p.chans[c].other
 	if takesChannelToken(r.URL.Path) {
-		rt = p.rts[c].bot
+		rt = p.chans[c].bot
 	}
 	for n := 1; ; n++ {
 		at := &attempt{onConn: p.onConn}

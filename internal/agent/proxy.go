@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/linetoken/linetoken/oauth"
 )
 
@@ -170,11 +172,13 @@ func proxyTransport(attemptTimeout time.Duration) *http.Transport {
 	return t
 }
 
-// channelRTs are a channel's two oauth.Transports: they differ in what a
-// 401 does to the token.
-type channelRTs struct {
-	bot   *oauth.Transport // Messaging API paths: a 401 is proof the token is bad
-	other *oauth.Transport // any other path: a 401 is checked with LINE first
+// proxyChannel is what the proxy keeps per channel and kind: two
+// oauth.Transports, which differ in what a 401 does to the token, and its
+// latency histogram's child.
+type proxyChannel struct {
+	bot      *oauth.Transport // Messaging API paths: a 401 is proof the token is bad
+	other    *oauth.Transport // any other path: a 401 is checked with LINE first
+	duration prometheus.Observer
 }
 
 // takesChannelToken reports whether path is one of the Messaging API's,
