@@ -2,7 +2,6 @@ package agent
 
 import (
 	"net"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -218,22 +217,11 @@ func (c *Config) validateProxy(ps *problems) {
 	}
 }
 
-// checkUpstream: an upstream is https://, or http:// on loopback (tests,
-// a local fake), with no user info, query or fragment.
+// checkUpstream: an upstream follows base_url's rule (the oauth
+// package's, checked the same way): https://, or http:// on loopback
+// (tests, a local fake), with no user info, query or fragment.
 func checkUpstream(ps *problems, key, raw string) {
-	u, err := url.Parse(raw)
-	msg := "must be an https:// URL (http:// only to a loopback host) without user info, query or fragment, such as " + DefaultAPIURL
-	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
-		ps.add(key, "%s", msg)
-		return
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopbackHost(u.Hostname()) {
-			ps.add(key, "%s", msg)
-		}
-	default:
-		ps.add(key, "%s", msg)
+	if _, err := oauth.NewClient(oauth.Config{BaseURL: raw}); err != nil {
+		ps.add(key, "must be an https:// URL (http:// only to a loopback host) without user info, query or fragment, such as %s", DefaultAPIURL)
 	}
 }
